@@ -1,0 +1,213 @@
+"""`AenetTorch`: ASE calculator for aenet potentials, evaluated with PyTorch.
+
+    from aenet_torch_ase import AenetTorch
+    atoms.calc = AenetTorch({"Li": "Li.nn", "Si": "Si.nn"})
+    atoms.get_potential_energy()   # eV
+    atoms.get_forces()             # eV/A
+    atoms.get_stress()             # eV/A^3, Voigt (xx yy zz yz xz xy), ASE sign
+
+Energies and forces equal aenet 2.0.4's `predict.x` to round-off ("Total
+energy", including the atomic reference energies of the `.nn` files).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from . import __version__
+from ._allocator import keep_freed_memory
+from .errors import SpeciesError, StructureError
+from .io.atomic_write import atomic_write_bytes
+from .io.nn_ascii import write_nn_ascii
+from .io.nn_binary import nn_to_bytes, parse_nn_bytes, write_nn
+from .io.nn_file import NNFile
+from .io.potential_files import read_potential
+from .neighbors import NeighborList, pair_vectors
+from .potential.build import build_model, model_to_nn_files
+from .potential.evaluate import DEFAULT_CHUNK_PAIRS, evaluate
+
+_ARCHIVE_META = "aenet_potential.json"
+
+
+def _is_torchscript_file(spec) -> bool:
+    return isinstance(spec, (str, os.PathLike)) and Path(spec).is_file() and str(spec).endswith((".pt", ".pth"))
+
+
+class AenetTorch(Calculator):
+    """ASE calculator for aenet (Chebyshev descriptor + per-species networks).
+
+    Args:
+        potential: `{symbol: path}` of binary `.nn` or `.nn.ascii` files, a
+            directory holding one file per species, or a `model.pt` written
+            by `save()`.
+        device: torch device ("cpu", "cuda", ...).
+        dtype: torch.float64 (default; matches aenet to round-off) or torch.float32.
+        angular: "2.0.4" (default, aenet >= 2.0.4) or "legacy" for potentials
+            trained with older aenet (x = 2 cos(theta)/pi - 1).
+        chunk_pairs: pairs evaluated at once; bounds memory for large systems.
+
+    Results: energy, free_energy (eV), energies (eV per atom), forces (eV/A),
+    stress (eV/A^3, Voigt, positive = tensile) and stresses (per-atom virial
+    divided by the cell volume, eV/A^3, Voigt; they sum to `stress`). Stress
+    is given when the cell has a nonzero volume.
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
+
+    def __init__(
+        self,
+        potential,
+        *,
+        device="cpu",
+        dtype=torch.float64,
+        angular: str = "2.0.4",
+        chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        keep_freed_memory()
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.chunk_pairs = int(chunk_pairs)
+        if _is_torchscript_file(potential):
+            model, nn_files, angular = _load_archive(potential)
+        else:
+            nn_files = read_potential(potential)
+            model = build_model(nn_files, angular=angular)
+        self.angular = angular
+        self.nn_files: Dict[str, NNFile] = nn_files
+        self.model = model.to(device=self.device, dtype=dtype)
+        self.elements = list(self.model.elements)
+        self.cutoff = float(self.model.cutoff)
+        self._index = {e: k for k, e in enumerate(self.elements)}
+        self._neighbors = NeighborList(self.cutoff)
+
+    # ------------------------------------------------------------------ ASE
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        species, positions, cell, pbc = self._validated_tensors(atoms)
+        i, j, shifts = self._neighbors(positions, cell, pbc)
+        vectors = pair_vectors(positions, cell, i, j, shifts).to(self.dtype)
+        volume = abs(float(np.linalg.det(atoms.cell.array))) if atoms.cell.rank == 3 else 0.0
+        want_stress = volume > 0.0
+        want_atomic = want_stress and "stresses" in properties
+        result = evaluate(
+            self.model, species, i, j, vectors,
+            forces=True, virial=want_stress, atomic_virials=want_atomic,
+            chunk_pairs=self.chunk_pairs,
+        )
+        energies = result.energies.detach().cpu().double().numpy()
+        self.results["energies"] = energies
+        self.results["energy"] = float(energies.sum())
+        self.results["free_energy"] = self.results["energy"]
+        self.results["forces"] = result.forces.detach().cpu().double().numpy()
+        if want_stress:
+            w = result.virial.detach().cpu().double().numpy()
+            self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (w + w.T) / volume)
+        if want_atomic:
+            wa = result.atomic_virials.detach().cpu().double().numpy()
+            wa = 0.5 * (wa + wa.transpose(0, 2, 1)) / volume
+            self.results["stresses"] = full_3x3_to_voigt_6_stress(wa)
+
+    def _validated_tensors(self, atoms):
+        symbols = atoms.get_chemical_symbols()
+        unknown = sorted(set(symbols) - set(self.elements))
+        if unknown:
+            raise SpeciesError(
+                f"the structure contains {unknown}, but the potential covers only "
+                f"{self.elements}: load a .nn file for each element in the structure"
+            )
+        pos = atoms.positions
+        if not np.all(np.isfinite(pos)):
+            bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+            raise StructureError(f"atom(s) {bad[:10].tolist()} have NaN or infinite positions")
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        cell = atoms.cell.array
+        if pbc.any():
+            periodic_vectors = cell[pbc]
+            if np.linalg.matrix_rank(periodic_vectors, tol=1e-8) < pbc.sum():
+                raise StructureError(
+                    f"the cell {cell.tolist()} has zero length or volume along the periodic "
+                    f"direction(s) {np.flatnonzero(pbc).tolist()}: set a proper cell "
+                    f"(atoms.set_cell) or switch periodicity off (atoms.pbc = False)"
+                )
+        species = torch.tensor([self._index[s] for s in symbols], dtype=torch.int64, device=self.device)
+        positions = torch.tensor(pos, dtype=torch.float64, device=self.device)
+        cell_t = torch.tensor(cell, dtype=torch.float64, device=self.device)
+        pbc_t = torch.tensor(pbc, device=self.device)
+        return species, positions, cell_t, pbc_t
+
+    # ------------------------------------------------------------ exports
+    def current_nn_files(self) -> Dict[str, NNFile]:
+        """The `.nn` contents of the model as it is now (weights included)."""
+        return model_to_nn_files(self.model, self.nn_files)
+
+    def export_nn(self, directory, *, ascii: bool = False) -> Dict[str, Path]:
+        """Write `<symbol>.nn` per species into `directory` (for predict.x and
+        LAMMPS `pair_style aenet`); with ascii=True also `<symbol>.nn.ascii`.
+        Returns {symbol: path of the binary file}."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for sym, nn in self.current_nn_files().items():
+            paths[sym] = directory / f"{sym}.nn"
+            write_nn(nn, paths[sym])
+            if ascii:
+                write_nn_ascii(nn, directory / f"{sym}.nn.ascii")
+        return paths
+
+    def save(self, path) -> None:
+        """Write a self-contained TorchScript archive (model + the .nn records).
+
+        `AenetTorch(path)` loads it without the .nn files."""
+        scripted = script_model(self.model)
+        meta = {
+            "format": 1,
+            "package_version": __version__,
+            "angular": self.angular,
+            "elements": self.elements,
+            "nn_files": {
+                s: base64.b64encode(nn_to_bytes(nn)).decode("ascii")
+                for s, nn in self.current_nn_files().items()
+            },
+        }
+        import io
+
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer, _extra_files={_ARCHIVE_META: json.dumps(meta)})
+        atomic_write_bytes(os.fspath(path), buffer.getvalue())
+
+
+def script_model(model):
+    """TorchScript version of an AenetModel (float64 on CPU is saved as is)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return model
+    # torch >= 2.13 may warn that TorchScript is deprecated: that is left visible
+    return torch.jit.script(model)
+
+
+def _load_archive(path):
+    extra = {_ARCHIVE_META: ""}
+    model = torch.jit.load(os.fspath(path), map_location="cpu", _extra_files=extra)
+    try:
+        meta = json.loads(extra[_ARCHIVE_META])
+        nn_files = {
+            s: parse_nn_bytes(base64.b64decode(b), f"{path}:{s}.nn") for s, b in meta["nn_files"].items()
+        }
+    except (KeyError, ValueError) as err:
+        from .errors import PotentialFileError
+
+        raise PotentialFileError(
+            f"{path}: not a model archive written by AenetTorch.save() ({err})"
+        ) from err
+    return model, nn_files, meta.get("angular", "2.0.4")
