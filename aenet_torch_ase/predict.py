@@ -89,9 +89,10 @@ def relax(atoms, settings: dict):
 
 
 def run_predict(predict_in, structures: Optional[List[str]] = None, *, angular: str = "2.0.4",
-                device: str = "cpu", out: TextIO = sys.stdout) -> None:
+                device: str = "cpu", out: Optional[TextIO] = None) -> None:
     """Evaluate the structures of `predict_in` (or `structures`) and print
     the predict.x-style report to `out`."""
+    out = sys.stdout if out is None else out
     inp = read_predict_in(predict_in)
     calc = AenetTorch({t: inp.networks[t] for t in inp.types}, angular=angular, device=device)
     files = [Path(s) for s in structures] if structures else inp.files

@@ -63,7 +63,12 @@ def potential_files_in(directory) -> Dict[str, Path]:
 
 
 def read_potential(spec) -> Dict[str, NNFile]:
-    """{symbol: NNFile} from a dict {symbol: path}, a directory, or one file."""
+    """{symbol: NNFile} from a dict {symbol: path or NNFile}, a directory, or one file."""
+    if isinstance(spec, Mapping) and all(isinstance(v, NNFile) for v in spec.values()):
+        for sym, nn in spec.items():
+            if nn.atomtype != sym:
+                raise SpeciesError(f"potential of '{nn.atomtype}' was given for '{sym}'")
+        return dict(spec)
     if isinstance(spec, Mapping):
         paths = {str(k): Path(v) for k, v in spec.items()}
     elif isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir():

@@ -1,0 +1,89 @@
+"""Shared fixtures: a tiny self-contained potential, small structures, and
+the location of the aenet reference data (../shared, skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from aenet_torch_ase.io.input_files import FingerprintSetup
+from aenet_torch_ase.potential.new import new_nn_file
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference"
+
+
+def require_reference():
+    """Path of shared/reference, or skip the test with the reason."""
+    if not REFERENCE.is_dir():
+        pytest.skip(f"aenet reference data not found at {REFERENCE} (only in the project's CI checkout)")
+    return REFERENCE
+
+
+def tiny_nn_files(legacy_stats=False, seed=1):
+    """A two-species (Li, Si) potential with random weights: radial Rc 4.0 A
+    order 6, angular Rc 3.2 A order 3, all five aenet activations in use."""
+    e_atom = {"Li": -1.9, "Si": -5.4}
+    files = {}
+    rng = np.random.default_rng(seed)
+    arch = {"Li": [(7, "tanh"), (5, "twist")], "Si": [(6, "sigmoid"), (4, "mtanh"), (3, "linear")]}
+    for k, sym in enumerate(["Li", "Si"]):
+        setup = FingerprintSetup(atom=sym, env=["Li", "Si"], rmin=1.0, basis="chebyshev",
+                                 radial_rc=4.0, radial_n=6, angular_rc=3.2, angular_n=3)
+        avg = rng.normal(0.0, 0.5, setup.n_features)
+        a0 = setup.radial_n + 1  # angular T_0: keep the stats 2.0.4-like (mean cosine within [-1, 1])
+        avg[a0] = 1.0
+        cov = avg**2 + rng.uniform(0.5, 2.0, setup.n_features)
+        files[sym] = new_nn_file(setup, arch[sym], e_atom, scale=0.7, shift=-0.3 * (k + 1),
+                                 feature_avg=avg, feature_cov=cov, seed=seed + k, weight_scale=1.5)
+    return files
+
+
+@pytest.fixture
+def tiny_potential():
+    return tiny_nn_files()
+
+
+def random_structure(n, cell, pbc, seed=0, min_dist=1.9):
+    """n Li/Si atoms placed at random in `cell` with a minimum distance (A)."""
+    rng = np.random.default_rng(seed)
+    cell = np.asarray(cell, dtype=float)
+    atoms = Atoms(cell=cell, pbc=pbc)
+    positions = []
+    for _ in range(100000):
+        if len(positions) == n:
+            break
+        p = rng.random(3) @ cell
+        trial = Atoms(positions=positions + [p], cell=cell, pbc=pbc)
+        if len(positions) and trial.get_distances(len(positions), range(len(positions)), mic=True).min() < min_dist:
+            continue
+        positions.append(p)
+    else:
+        raise RuntimeError("could not place the atoms: use a larger cell or a smaller min_dist")
+    atoms = Atoms(symbols=["Li", "Si"] * (n // 2) + ["Li"] * (n % 2), positions=positions, cell=cell, pbc=pbc)
+    rng.shuffle(atoms.numbers)
+    return atoms
+
+
+@pytest.fixture
+def triclinic_cell():
+    """8 atoms in a small triclinic cell (heights below the 4 A cutoff)."""
+    cell = [[4.6, 0.0, 0.0], [1.1, 4.3, 0.0], [-0.7, 0.9, 4.9]]
+    return random_structure(8, cell, True, seed=3, min_dist=1.8)
+
+
+@pytest.fixture
+def cluster():
+    a = random_structure(10, np.eye(3) * 5.5, False, seed=4)
+    a.cell = np.zeros((3, 3))
+    return a
+
+
+@pytest.fixture
+def slab():
+    """Periodic in x and y only."""
+    return random_structure(10, [[5.2, 0, 0], [0.8, 5.0, 0], [0, 0, 6.0]], [True, True, False], seed=5)
