@@ -198,3 +198,21 @@ def test_isolated_atom_energy_is_network_at_zero_descriptor(tiny_potential):
         h = acts[code](w @ h + b)
     expected = h[0] / nn.scale + nn.shift + nn.e_atom_of("Si")
     assert abs(e - expected) < 1e-12
+
+
+def test_batch_of_structures_equals_single_evaluations(tiny_potential, triclinic_cell, cluster, slab):
+    """A disjoint union of pair lists gives each structure's energy and forces."""
+    from aenet_torch_ase.batch import make_batch
+    from aenet_torch_ase.potential.evaluate import evaluate
+
+    model = build_model(tiny_potential)
+    structures = [triclinic_cell, cluster, slab]
+    batch = make_batch(structures, model.elements, model.cutoff)
+    result = evaluate(model, batch.species, batch.pair_i, batch.pair_j, batch.vectors, virial=False)
+    energies = batch.energies(result.energies)
+    calc = AenetTorch(tiny_potential)
+    for b, atoms in enumerate(structures):
+        atoms.calc = calc
+        assert energies[b].item() == pytest.approx(atoms.get_potential_energy(), abs=1e-10)
+        mine = (batch.structure == b).nonzero().squeeze(1)
+        np.testing.assert_allclose(result.forces[mine].numpy(), atoms.get_forces(), atol=1e-11)
