@@ -87,3 +87,18 @@ def cluster():
 def slab():
     """Periodic in x and y only."""
     return random_structure(10, [[5.2, 0, 0], [0.8, 5.0, 0], [0, 0, 6.0]], [True, True, False], seed=5)
+
+
+def strain_derivative(atoms, calc, a_, b_, h=1e-5):
+    """(1/V) dE/d(eps_ab) by central differences for a symmetric strain of
+    cell and positions: the ASE stress component (a_, b_)."""
+    e = []
+    for sign in (1, -1):
+        eps = np.zeros((3, 3))
+        eps[a_, b_] += 0.5 * sign * h
+        eps[b_, a_] += 0.5 * sign * h
+        deformed = atoms.copy()
+        deformed.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+        deformed.calc = calc
+        e.append(deformed.get_potential_energy())
+    return (e[0] - e[1]) / (2 * h) / atoms.get_volume()

@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from aenet_torch_ase import AenetTorch
 from aenet_torch_ase.potential.build import build_model
-from conftest import tiny_nn_files
+from conftest import strain_derivative, tiny_nn_files
 
 
 def energy(atoms, calc):
@@ -34,21 +34,7 @@ def fd_forces(atoms, calc, h=1e-5):
 
 
 def fd_stress(atoms, calc, h=1e-5):
-    """(1/V) dE/d(eps) for symmetric strains of cell and positions (ASE sign)."""
-    s = np.zeros((3, 3))
-    v = atoms.get_volume()
-    for a_ in range(3):
-        for b_ in range(3):
-            e = []
-            for sign in (1, -1):
-                eps = np.zeros((3, 3))
-                eps[a_, b_] += 0.5 * sign * h
-                eps[b_, a_] += 0.5 * sign * h
-                deformed = atoms.copy()
-                deformed.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-                e.append(energy(deformed, calc))
-            s[a_, b_] = (e[0] - e[1]) / (2 * h) / v
-    return s
+    return np.array([[strain_derivative(atoms, calc, a, b, h) for b in range(3)] for a in range(3)])
 
 
 @pytest.fixture

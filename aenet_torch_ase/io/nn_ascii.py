@@ -73,63 +73,51 @@ def parse_nn_ascii(lines, source="<ascii>") -> NNFile:
     def one_float(name):
         return floats(name, 1)[0]
 
-    nlayers = one_int("nlayers")
-    nnodes_max = one_int("nnodes_max")
-    wsize = one_int("Wsize")
-    nvalues = one_int("nvalues")
-    nnodes = ints("nnodes", nlayers)
-    activations = ints("f_a", nlayers - 1)
-    iw = ints("iw", nlayers)
-    iv = ints("iv", nlayers)
-    weights = np.array(floats("W", wsize))
-    description = line("description").strip()
-    atomtype = line("atomtype").strip()
+    v = {}
+    v["nlayers"] = nl = one_int("nlayers")
+    for name in ("nnodes_max", "Wsize", "nvalues"):
+        v[name] = one_int(name)
+    v["nnodes"] = ints("nnodes", nl)
+    v["f_a"] = ints("f_a", nl - 1)
+    v["iw"] = ints("iw", nl)
+    v["iv"] = ints("iv", nl)
+    v["W"] = np.array(floats("W", v["Wsize"]))
+    v["description"] = line("description").strip()
+    v["atomtype"] = line("atomtype").strip()
     nenv = one_int("nenv")
-    envtypes = line("envtypes").split()
-    if len(envtypes) != nenv:
-        raise PotentialFileError(f"{source}: nenv = {nenv} but {len(envtypes)} environment species listed")
-    rc_min = one_float("Rc_min")
-    rc_max = one_float("Rc_max")
-    sftype = line("sftype").strip()
+    v["envtypes"] = line("envtypes").split()
+    if len(v["envtypes"]) != nenv:
+        raise PotentialFileError(f"{source}: nenv = {nenv} but {len(v['envtypes'])} environment species listed")
+    v["Rc_min"] = one_float("Rc_min")
+    v["Rc_max"] = one_float("Rc_max")
+    v["sftype"] = line("sftype").strip()
     nsf = one_int("nsf")
     nsfparam = one_int("nsfparam")
-    sf = np.array(ints("sf", nsf), dtype=np.int64)
-    sfparam = np.array(floats("sfparam", nsf * nsfparam)).reshape(nsf, nsfparam)
-    sfenv = np.array(ints("sfenv", 2 * nsf), dtype=np.int64).reshape(nsf, 2)
-    neval = one_int("neval")
-    sfval_min = np.array(floats("sfval_min", nsf))
-    sfval_max = np.array(floats("sfval_max", nsf))
-    sfval_avg = np.array(floats("sfval_avg", nsf))
-    sfval_cov = np.array(floats("sfval_cov", nsf))
-    trainset_file = line("file").strip()
+    v["sf"] = np.array(ints("sf", nsf), dtype=np.int64)
+    v["sfparam"] = np.array(floats("sfparam", nsf * nsfparam)).reshape(nsf, nsfparam)
+    v["sfenv"] = np.array(ints("sfenv", 2 * nsf), dtype=np.int64).reshape(nsf, 2)
+    v["neval"] = one_int("neval")
+    for name in ("sfval_min", "sfval_max", "sfval_avg", "sfval_cov"):
+        v[name] = np.array(floats(name, nsf))
+    v["file"] = line("file").strip()
     norm_text = line("normalized").strip()
     if norm_text.upper() in ("TRUE", "T", ".TRUE."):
-        normalized = 1
+        v["normalized"] = 1
     elif norm_text.upper() in ("FALSE", "F", ".FALSE."):
-        normalized = 0
+        v["normalized"] = 0
     else:
         raise PotentialFileError(f"{source}, line {pos[0]}: 'normalized' must be True or False, got {norm_text!r}")
-    scale = one_float("scale")
-    shift = one_float("shift")
+    v["scale"] = one_float("scale")
+    v["shift"] = one_float("shift")
     ntypes = one_int("nTypes")
-    type_names = line("typeName").split()
-    if len(type_names) != ntypes:
-        raise PotentialFileError(f"{source}: nTypes = {ntypes} but {len(type_names)} type names listed")
-    e_atom = np.array(floats("E_atom", ntypes))
-    natoms_tot = one_int("nAtomsTot")
-    nstrucs = one_int("nStrucs")
-    e_min, e_max, e_av = floats("E_min E_max E_av", 3)
-    nn = NNFile(
-        nnodes=nnodes, activations=activations, weights=weights,
-        description=description, atomtype=atomtype, envtypes=envtypes,
-        rc_min=rc_min, rc_max=rc_max, sftype=sftype, sf=sf, sfparam=sfparam,
-        sfenv=sfenv, neval=neval, sfval_min=sfval_min, sfval_max=sfval_max,
-        sfval_avg=sfval_avg, sfval_cov=sfval_cov, trainset_file=trainset_file,
-        normalized=normalized, scale=scale, shift=shift, type_names=type_names,
-        e_atom=e_atom, natoms_tot=natoms_tot, nstrucs=nstrucs, e_min=e_min,
-        e_max=e_max, e_av=e_av, nnodes_max=nnodes_max, wsize=wsize,
-        nvalues=nvalues, iw=iw, iv=iv, source=source,
-    )
+    v["typeName"] = line("typeName").split()
+    if len(v["typeName"]) != ntypes:
+        raise PotentialFileError(f"{source}: nTypes = {ntypes} but {len(v['typeName'])} type names listed")
+    v["E_atom"] = np.array(floats("E_atom", ntypes))
+    v["nAtomsTot"] = one_int("nAtomsTot")
+    v["nStrucs"] = one_int("nStrucs")
+    v["E_min/E_max/E_av"] = floats("E_min E_max E_av", 3)
+    nn = NNFile.from_records(v, source)
     validate_nn(nn)
     return nn
 

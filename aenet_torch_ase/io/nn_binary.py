@@ -97,57 +97,44 @@ def read_nn(path) -> NNFile:
 
 def parse_nn_bytes(data: bytes, source: str = "<bytes>") -> NNFile:
     r = _RecordReader(data, source)
-    nlayers = r.int("nlayers")
-    if not 2 <= nlayers <= 1000:
-        raise r.fail(f"nlayers = {nlayers} is not a plausible layer count")
-    nnodes_max = r.int("nnodes_max")
-    wsize = r.int("Wsize")
-    nvalues = r.int("nvalues")
-    nnodes = [int(x) for x in r.ints("nnodes", nlayers)]
-    activations = [int(x) for x in r.ints("f_a", nlayers - 1)]
-    iw = [int(x) for x in r.ints("iw", nlayers)]
-    iv = [int(x) for x in r.ints("iv", nlayers)]
-    weights = r.doubles("W", wsize)
-    description = r.string("description", DESCRIPTION_LEN)
-    atomtype = r.string("atomtype", TYPE_LEN).strip()
-    nenv = r.int("nenv")
-    envtypes = r.names("envtypes", nenv)
-    rc_min = r.double("Rc_min")
-    rc_max = r.double("Rc_max")
-    sftype = r.string("sftype", SFTYPE_LEN)
+    v = {}
+    v["nlayers"] = nl = r.int("nlayers")
+    if not 2 <= nl <= 1000:
+        raise r.fail(f"nlayers = {nl} is not a plausible layer count")
+    for name in ("nnodes_max", "Wsize", "nvalues"):
+        v[name] = r.int(name)
+    v["nnodes"] = [int(x) for x in r.ints("nnodes", nl)]
+    v["f_a"] = [int(x) for x in r.ints("f_a", nl - 1)]
+    v["iw"] = [int(x) for x in r.ints("iw", nl)]
+    v["iv"] = [int(x) for x in r.ints("iv", nl)]
+    v["W"] = r.doubles("W", v["Wsize"])
+    v["description"] = r.string("description", DESCRIPTION_LEN)
+    v["atomtype"] = r.string("atomtype", TYPE_LEN).strip()
+    v["envtypes"] = r.names("envtypes", r.int("nenv"))
+    v["Rc_min"] = r.double("Rc_min")
+    v["Rc_max"] = r.double("Rc_max")
+    v["sftype"] = r.string("sftype", SFTYPE_LEN)
     nsf = r.int("nsf")
     nsfparam = r.int("nsfparam")
-    sf = r.ints("sf", nsf)
-    sfparam = r.doubles("sfparam", nsfparam * nsf).reshape(nsf, nsfparam)
-    sfenv = r.ints("sfenv", 2 * nsf).reshape(nsf, 2)
-    neval = r.int("neval")
-    sfval_min = r.doubles("sfval_min", nsf)
-    sfval_max = r.doubles("sfval_max", nsf)
-    sfval_avg = r.doubles("sfval_avg", nsf)
-    sfval_cov = r.doubles("sfval_cov", nsf)
-    trainset_file = r.string("file", FILE_LEN)
-    (normalized,) = struct.unpack("<i", r.record("normalized", 4))
-    scale = r.double("scale")
-    shift = r.double("shift")
+    v["sf"] = r.ints("sf", nsf)
+    v["sfparam"] = r.doubles("sfparam", nsfparam * nsf).reshape(nsf, nsfparam)
+    v["sfenv"] = r.ints("sfenv", 2 * nsf).reshape(nsf, 2)
+    v["neval"] = r.int("neval")
+    for name in ("sfval_min", "sfval_max", "sfval_avg", "sfval_cov"):
+        v[name] = r.doubles(name, nsf)
+    v["file"] = r.string("file", FILE_LEN)
+    (v["normalized"],) = struct.unpack("<i", r.record("normalized", 4))
+    v["scale"] = r.double("scale")
+    v["shift"] = r.double("shift")
     ntypes = r.int("nTypes")
-    type_names = r.names("typeName", ntypes)
-    e_atom = r.doubles("E_atom", ntypes)
-    natoms_tot = r.int("nAtomsTot")
-    nstrucs = r.int("nStrucs")
-    e_min, e_max, e_av = (float(x) for x in r.doubles("E_min/E_max/E_av", 3))
+    v["typeName"] = r.names("typeName", ntypes)
+    v["E_atom"] = r.doubles("E_atom", ntypes)
+    v["nAtomsTot"] = r.int("nAtomsTot")
+    v["nStrucs"] = r.int("nStrucs")
+    v["E_min/E_max/E_av"] = r.doubles("E_min/E_max/E_av", 3)
     if r.pos != len(data):
         raise r.fail(f"{len(data) - r.pos} unexpected bytes after the last record")
-    nn = NNFile(
-        nnodes=nnodes, activations=activations, weights=weights,
-        description=description, atomtype=atomtype, envtypes=envtypes,
-        rc_min=rc_min, rc_max=rc_max, sftype=sftype, sf=sf, sfparam=sfparam,
-        sfenv=sfenv, neval=neval, sfval_min=sfval_min, sfval_max=sfval_max,
-        sfval_avg=sfval_avg, sfval_cov=sfval_cov, trainset_file=trainset_file,
-        normalized=normalized, scale=scale, shift=shift, type_names=type_names,
-        e_atom=e_atom, natoms_tot=natoms_tot, nstrucs=nstrucs, e_min=e_min,
-        e_max=e_max, e_av=e_av, nnodes_max=nnodes_max, wsize=wsize,
-        nvalues=nvalues, iw=iw, iv=iv, source=source,
-    )
+    nn = NNFile.from_records(v, source)
     validate_nn(nn)
     return nn
 

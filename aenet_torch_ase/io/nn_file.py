@@ -87,6 +87,25 @@ class NNFile:
         if self.nnodes_max < 0:
             self.nnodes_max = max(self.nnodes)
 
+    @classmethod
+    def from_records(cls, v: dict, source: str = "") -> "NNFile":
+        """NNFile from the record values of either file format, named as in
+        the format description (counts such as nlayers, nenv, nsf, nTypes are
+        implied by the arrays and dropped)."""
+        e_min, e_max, e_av = (float(x) for x in v["E_min/E_max/E_av"])
+        return cls(
+            nnodes=list(v["nnodes"]), activations=list(v["f_a"]), weights=v["W"],
+            description=v["description"], atomtype=v["atomtype"], envtypes=v["envtypes"],
+            rc_min=v["Rc_min"], rc_max=v["Rc_max"], sftype=v["sftype"], sf=v["sf"],
+            sfparam=v["sfparam"], sfenv=v["sfenv"], neval=v["neval"], sfval_min=v["sfval_min"],
+            sfval_max=v["sfval_max"], sfval_avg=v["sfval_avg"], sfval_cov=v["sfval_cov"],
+            trainset_file=v["file"], normalized=v["normalized"], scale=v["scale"],
+            shift=v["shift"], type_names=v["typeName"], e_atom=v["E_atom"],
+            natoms_tot=v["nAtomsTot"], nstrucs=v["nStrucs"], e_min=e_min, e_max=e_max,
+            e_av=e_av, nnodes_max=v["nnodes_max"], wsize=v["Wsize"], nvalues=v["nvalues"],
+            iw=list(v["iw"]), iv=list(v["iv"]), source=source,
+        )
+
     # ---- derived views ----
     @property
     def nsf(self) -> int:
