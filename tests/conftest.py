@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from aenet_torch_ase.io.input_files import FingerprintSetup
 from aenet_torch_ase.potential.new import new_nn_file
@@ -102,3 +104,49 @@ def strain_derivative(atoms, calc, a_, b_, h=1e-5):
         deformed.calc = calc
         e.append(deformed.get_potential_energy())
     return (e[0] - e[1]) / (2 * h) / atoms.get_volume()
+
+
+def _pairs(atoms, cutoff):
+    """Full neighbour list (i, j, r_j - r_i + shift) from the package's vesin wrapper."""
+    import torch
+
+    from aenet_torch_ase.neighbors import NeighborList, pair_vectors
+
+    pos = torch.tensor(atoms.positions)
+    cell = torch.tensor(atoms.cell.array)
+    i, j, shifts = NeighborList(cutoff)(pos, cell, torch.tensor(atoms.pbc))
+    return i.numpy(), j.numpy(), pair_vectors(pos, cell, i, j, shifts).numpy()
+
+
+class BinaryLennardJones(Calculator):
+    """Kob-Andersen binary Lennard-Jones glass former as a cheap ASE
+    calculator stand-in (Li plays A, Si plays B; sigma_AA = 2.6 A,
+    epsilon_AA = 0.05 eV), truncated and shifted at 2.5 sigma."""
+
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def __init__(self, sigma=2.6, epsilon=0.05):
+        super().__init__()
+        self.sig = sigma * np.array([[1.0, 0.8], [0.8, 0.88]])
+        self.eps = epsilon * np.array([[1.0, 1.5], [1.5, 0.5]])
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms
+        b = (a.numbers == 14).astype(int)  # 0 = Li (A), 1 = Si (B)
+        rc = 2.5 * self.sig
+        i, j, D = _pairs(a, rc.max())  # full list: each pair twice
+        d = np.linalg.norm(D, axis=1)
+        s, e, c = self.sig[b[i], b[j]], self.eps[b[i], b[j]], rc[b[i], b[j]]
+        inside = d < c
+        i, j, d, D, s, e, c = i[inside], j[inside], d[inside], D[inside], s[inside], e[inside], c[inside]
+        sr6 = (s / d) ** 6
+        shift = 4 * e * ((s / c) ** 12 - (s / c) ** 6)
+        self.results["energy"] = 0.5 * (4 * e * (sr6**2 - sr6) - shift).sum()
+        g = (4 * e * (-12 * sr6**2 + 6 * sr6) / d**2)[:, None] * D  # d(phi)/dD
+        f = np.zeros((len(a), 3))
+        np.add.at(f, i, 0.5 * g)
+        np.add.at(f, j, -0.5 * g)
+        self.results["forces"] = f
+        if a.cell.rank == 3:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (D.T @ g) / a.get_volume())

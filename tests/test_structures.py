@@ -1,0 +1,156 @@
+"""Structure models: bulk supercells, amorphous alloys, nanoparticles, packings, stacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from aenet_torch_ase import StructureError
+from aenet_torch_ase.analysis.order import radial_distribution, structure_factor
+from aenet_torch_ase.md.packing import pack_spheres, stack_nanoparticles
+from aenet_torch_ase.md.structures import (
+    CRYSTALS, amorphous, bulk, crystal, density_of, lisi_volume_per_atom, nanoparticle,
+    parse_composition, random_alloy,
+)
+from conftest import BinaryLennardJones
+
+
+def min_distance(atoms):
+    from ase.neighborlist import neighbor_list
+
+    d = neighbor_list("d", atoms, 3.0)
+    return d.min() if len(d) else np.inf
+
+
+def test_packaged_crystals():
+    formulas = {"Li13Si4": "Li26Si8", "LiSi": "Li16Si16", "Li15Si4": "Li60Si16", "Li12Si7": "Li96Si56",
+                "Li7Si3": "Li42Si18"}
+    for name in CRYSTALS:
+        a = crystal(name)
+        assert a.get_chemical_formula(mode="metal") == formulas[name]
+        assert min_distance(a) > 2.2
+    with pytest.raises(StructureError, match="LiSi3"):
+        crystal("LiSi3")
+
+
+def test_bulk_by_size_and_count():
+    # the seed's ~100,000-atom Li13Si4 tensile model, 106 x 126 x 120 A
+    big = bulk("Li13Si4", size=(106, 126, 120))
+    lengths = big.cell.lengths()
+    assert np.all(np.abs(lengths - [106, 126, 120]) <= crystal("Li13Si4").cell.lengths() / 2 + 1e-9)
+    assert 90_000 < len(big) < 110_000
+    assert big.get_chemical_formula(mode="metal", empirical=True) == "Li13Si4"
+    for n in (500, 2000, 8000):
+        a = bulk("LiSi", n_atoms=n)
+        assert abs(len(a) - n) / n < 0.35
+        assert max(a.cell.lengths()) / min(a.cell.lengths()) < 2.0
+    with pytest.raises(StructureError, match="exactly one"):
+        bulk("LiSi")
+
+
+def test_composition_and_density():
+    assert parse_composition("Li13Si4") == {"Li": 13.0, "Si": 4.0}
+    assert parse_composition("LiSi3") == {"Li": 1.0, "Si": 3.0}
+    with pytest.raises(StructureError):
+        parse_composition("Li13Xx4")
+    # a-Si at 2.28 g/cm^3 and Li15Si4 at its crystal density are the end points
+    si = random_alloy("Si", 64, seed=0)
+    assert density_of(si) == pytest.approx(2.28, rel=1e-6)
+    li15 = random_alloy("Li15Si4", 190, seed=0)
+    assert density_of(li15) == pytest.approx(density_of(crystal("Li15Si4")), rel=0.01)
+    # lithiation swells silicon: the volume per Si grows, the mass density falls
+    per_si = [lisi_volume_per_atom(c) * (1 + x) for c, x in (("Si", 0), ("LiSi3", 1 / 3), ("LiSi", 1), ("Li13Si4", 3.25))]
+    assert np.all(np.diff(per_si) > 0)
+    dens = [density_of(random_alloy(c, 120, seed=0)) for c in ("Si", "LiSi3", "LiSi", "Li13Si4", "Li15Si4")]
+    assert np.all(np.diff(dens) < 0)
+
+
+@pytest.mark.parametrize("composition", ["LiSi3", "LiSi", "Li13Si4"])
+def test_random_alloy_composition_and_distances(composition):
+    a = random_alloy(composition, 300, seed=3, min_distance=2.1)
+    comp = parse_composition(composition)
+    frac_li = comp.get("Li", 0) / sum(comp.values())
+    assert abs(a.get_chemical_symbols().count("Li") / len(a) - frac_li) < 1 / len(a) + 1e-9
+    assert min_distance(a) >= 2.1 - 1e-9
+    b = random_alloy(composition, 300, seed=3, min_distance=2.1)
+    np.testing.assert_array_equal(a.positions, b.positions)  # reproducible
+
+
+def test_amorphous_melt_quench_has_no_long_range_order():
+    calc = BinaryLennardJones()
+    a = amorphous("Li4Si", 128, calc, melt_time=300, quench_time=600, seed=2, progress=False)
+    assert np.abs(a.get_forces()).max() < 0.05  # relaxed
+    _, s = structure_factor(a, q_max=5.0)
+    # Bragg peaks of a crystal reach S ~ N; a glass stays at O(1) (max of many q ~ 10)
+    assert s.max() < len(a) / 6
+    reference = bulk("Li13Si4", n_atoms=128)
+    assert structure_factor(reference, q_max=5.0)[1].max() > len(reference) / 2  # the metric sees order
+    r, g = radial_distribution(a, 7.0, bins=70)
+    assert g[r < 1.8].max() == 0.0  # no overlapping atoms
+    assert np.abs(g[r > 5.5] - 1).mean() < 0.25  # flat beyond the first shells
+
+
+def test_nanoparticle_from_small_cell_counts_and_centre():
+    # R = 30 A spheres at the crystal densities: the seed has 7,344 (Li13Si4) and 6,625 (LiSi) atoms
+    for name, seed_count in (("Li13Si4", 7344), ("LiSi", 6625)):
+        p = nanoparticle(crystal(name), 30.0)  # cut from one unit cell with periodic images
+        assert abs(len(p) - seed_count) / seed_count < 0.10
+        center = p.cell.array.sum(0) / 2
+        dist = np.linalg.norm(p.positions - center, axis=1)
+        assert dist.max() <= 30.0 + 1e-9 and dist.max() > 29.0
+        assert abs(np.mean(p.positions - center, axis=0)).max() < 0.5  # centred
+        assert min_distance(p) > 2.2  # no duplicated images
+        frac = p.info["composition"]["Li"]
+        assert abs(frac - p.info["bulk_composition"]["Li"]) < 0.02
+        assert not p.pbc.any()
+
+
+def test_nanoparticle_same_from_small_and_large_cell():
+    small = nanoparticle(crystal("Li13Si4"), 8.0, center=[1.0, 2.0, 0.5])
+    large = nanoparticle(crystal("Li13Si4").repeat((3, 2, 4)), 8.0, center=[1.0, 2.0, 0.5])
+    assert len(small) == len(large)
+    d, _ = cKDTree(small.positions).query(large.positions)
+    assert d.max() < 1e-8
+
+
+def small_packing(seed=0):
+    return pack_spheres(14, [4.0, 6.0], [40.0, 40.0, 40.0], seed=seed, progress=False)
+
+
+def test_pack_spheres_settles_without_overlap():
+    p = small_packing()
+    assert p.info["settled"]
+    i, j, gaps = p.gaps()
+    smaller = np.minimum(p.radii[i], p.radii[j])
+    assert (gaps > -0.01 * smaller).all()  # overlap below 1 % of a radius
+    touching = np.zeros(len(p.radii), dtype=bool)
+    close = gaps < 0.01 * smaller
+    touching[i[close]] = True
+    touching[j[close]] = True
+    on_floor = p.centers[:, 2] - p.radii < 0.01 * p.radii
+    assert (touching | on_floor).all()  # every sphere rests on another or on the floor
+    assert (p.centers[:, :2] - p.radii[:, None] > -0.05).all()  # inside the walls
+    assert (p.centers[:, :2] + p.radii[:, None] < 40.05).all()
+    assert sorted(np.unique(p.radii)) == [4.0, 6.0] and (p.radii == 4.0).sum() == 7
+    q = small_packing()
+    np.testing.assert_array_equal(p.centers, q.centers)  # reproducible with the seed
+    assert not np.allclose(small_packing(seed=1).centers, p.centers)
+
+
+def test_stack_nanoparticles_minimum_distance():
+    packing = small_packing()
+    unit = crystal("Li13Si4")
+    stack = stack_nanoparticles(packing, lambda r: nanoparticle(unit, r), min_distance=2.0, seed=1, progress=False)
+    assert min_distance(stack) >= 2.0 - 1e-9
+    assert len(np.unique(stack.arrays["particle"])) == len(packing.radii)
+    assert stack.info["removed_atoms"] >= 0
+    one = len(nanoparticle(unit, 4.0))
+    assert len(stack) <= 7 * one + 7 * len(nanoparticle(unit, 6.0))
+    # each particle's atoms stay within a sphere of its radius, at the packing's relative places
+    centroids = np.array([stack.positions[stack.arrays["particle"] == k].mean(0) for k in range(len(packing.radii))])
+    shift = (centroids - packing.centers).mean(0)
+    assert np.abs(centroids - packing.centers - shift).max() < 1.5
+    for k in range(len(packing.radii)):
+        mine = stack.positions[stack.arrays["particle"] == k] - packing.centers[k] - shift
+        assert np.linalg.norm(mine, axis=1).max() <= packing.radii[k] + 1e-6
