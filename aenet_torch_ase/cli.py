@@ -32,6 +32,49 @@ def _convert(args):
     print(f"wrote {args.output} ({kind})")
 
 
+def potential_spec(values):
+    """['Li=Li.nn', 'Si=Si.nn'] -> dict; [path] -> path (directory or model.pt)."""
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    spec = {}
+    for v in values:
+        if "=" not in v:
+            raise SystemExit(f"--potential: give 'Li=Li.nn Si=Si.nn', a directory or a model.pt, not {v!r}")
+        sym, path = v.split("=", 1)
+        spec[sym] = path
+    return spec
+
+
+def _build(args):
+    from pathlib import Path
+
+    from .analysis.pictures import plot_packing, plot_structure
+    from .io.structure_files import write_structure
+    from .md import packing, structures
+
+    if args.kind == "bulk":
+        atoms = structures.bulk(args.source, n_atoms=args.atoms, size=args.size)
+    elif args.kind == "nanoparticle":
+        atoms = structures.nanoparticle(structures.crystal(args.source), args.radius, vacuum=args.vacuum)
+    elif args.kind == "amorphous":
+        from .calculator import AenetTorch
+
+        calc = AenetTorch(potential_spec(args.potential), device=args.device)
+        atoms = structures.amorphous(args.source, args.atoms, calc, density=args.density, seed=args.seed,
+                                     t_melt=args.t_melt, melt_time=args.melt_time, quench_time=args.quench_time)
+        atoms.calc = None
+    else:  # stack
+        pk = packing.pack_spheres(args.particles, args.radii, args.box, fractions=args.fractions, seed=args.seed)
+        plot_packing(pk, Path(args.out).with_suffix(".packing.png"))
+        unit = structures.crystal(args.source)
+        atoms = packing.stack_nanoparticles(pk, lambda r: structures.nanoparticle(unit, r),
+                                            min_distance=args.min_distance, seed=args.seed)
+    write_structure(args.out, atoms)
+    plot_structure(atoms, Path(args.out).with_suffix(".png"))
+    print(f"wrote {args.out}: {atoms.get_chemical_formula(mode='metal')}, {len(atoms)} atoms, "
+          f"cell {' x '.join(f'{x:.1f}' for x in atoms.cell.lengths())} A (picture: {Path(args.out).with_suffix('.png')})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aenet-torch",
@@ -50,6 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("info", help="describe .nn / .nn.ascii potential files")
     q.add_argument("files", nargs="+")
     q.set_defaults(func=_info)
+
+    q = sub.add_parser("build", help="structure models: bulk, nanoparticle, amorphous, stack")
+    q.add_argument("kind", choices=["bulk", "nanoparticle", "amorphous", "stack"])
+    q.add_argument("source", help="crystal phase (Li13Si4, LiSi, Li15Si4, Li12Si7, Li7Si3) or structure file; "
+                                  "for amorphous a composition such as LiSi3")
+    q.add_argument("-o", "--out", required=True, help="output structure (extxyz or any ASE format); a PNG goes beside it")
+    q.add_argument("--atoms", type=int, help="bulk: target atom count; amorphous: atom count")
+    q.add_argument("--size", type=float, nargs=3, help="bulk: target box lengths (A)")
+    q.add_argument("--radius", type=float, default=30.0, help="nanoparticle radius (A)")
+    q.add_argument("--vacuum", type=float, default=10.0, help="nanoparticle: vacuum around it (A)")
+    q.add_argument("--potential", nargs="+", help="amorphous: Li=Li.nn Si=Si.nn, a directory or model.pt")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--density", type=float, help="amorphous: g/cm^3 (default: Li-Si estimate)")
+    q.add_argument("--t-melt", type=float, default=2000.0, help="amorphous: melt temperature (K)")
+    q.add_argument("--melt-time", type=float, default=2000.0, help="amorphous: fs at t_melt")
+    q.add_argument("--quench-time", type=float, default=5000.0, help="amorphous: fs of linear cooling to 300 K")
+    q.add_argument("--particles", type=int, default=50, help="stack: number of nanoparticles")
+    q.add_argument("--radii", type=float, nargs="+", default=[10.0, 15.0], help="stack: particle radii (A)")
+    q.add_argument("--fractions", type=float, nargs="+", help="stack: share of each radius")
+    q.add_argument("--box", type=float, nargs=3, default=[100.0, 100.0, 100.0], help="stack: pour box (A)")
+    q.add_argument("--min-distance", type=float, default=2.0, help="stack: closest allowed atoms of two particles (A)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_build)
 
     q = sub.add_parser("convert", help="convert .nn <-> .nn.ascii (direction from the input's content)")
     q.add_argument("input")

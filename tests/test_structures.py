@@ -154,3 +154,29 @@ def test_stack_nanoparticles_minimum_distance():
     for k in range(len(packing.radii)):
         mine = stack.positions[stack.arrays["particle"] == k] - packing.centers[k] - shift
         assert np.linalg.norm(mine, axis=1).max() <= packing.radii[k] + 1e-6
+
+
+def test_build_cli_and_example(tmp_path):
+    import subprocess
+    import sys
+
+    import ase.io
+    from PIL import Image
+
+    from aenet_torch_ase.cli import main
+
+    assert main(["build", "bulk", "LiSi", "--atoms", "600", "-o", str(tmp_path / "b.extxyz")]) == 0
+    b = ase.io.read(tmp_path / "b.extxyz")
+    assert len(b) == len(bulk("LiSi", n_atoms=600))
+    assert main(["build", "nanoparticle", "Li13Si4", "--radius", "7", "-o", str(tmp_path / "p.extxyz")]) == 0
+    assert len(ase.io.read(tmp_path / "p.extxyz")) == len(nanoparticle(crystal("Li13Si4"), 7.0))
+    picture = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"), dtype=float)
+    assert picture.std() > 10  # not a blank image: atoms drawn
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = tmp_path / "models"
+    subprocess.run([sys.executable, str(root / "examples/build_models.py"), "--quick", "--out", str(out)],
+                   check=True, capture_output=True, timeout=300)
+    for name in ("bulk_Li13Si4", "nanoparticle_Li13Si4", "nanoparticle_LiSi", "stack_Li13Si4", "amorphous_LiSi3"):
+        assert len(ase.io.read(out / f"{name}.extxyz")) > 20
+        assert (out / f"{name}.png").stat().st_size > 5000

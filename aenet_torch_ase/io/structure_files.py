@@ -1,0 +1,25 @@
+"""Writing structures atomically in any ASE format (extxyz by default)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def write_structure(path, atoms, format=None) -> None:
+    """`ase.io.write` to a temporary file beside `path`, then rename."""
+    import ase.io
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    suffix = os.path.splitext(path)[1] or ".extxyz"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        ase.io.write(tmp, atoms, format=format)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
