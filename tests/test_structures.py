@@ -180,3 +180,14 @@ def test_build_cli_and_example(tmp_path):
     for name in ("bulk_Li13Si4", "nanoparticle_Li13Si4", "nanoparticle_LiSi", "stack_Li13Si4", "amorphous_LiSi3"):
         assert len(ase.io.read(out / f"{name}.extxyz")) > 20
         assert (out / f"{name}.png").stat().st_size > 5000
+
+
+def test_seed_sized_stack_of_50_particles():
+    """The seed's stack: 50 particles of R = 10 and 15 A poured into a 100 A box."""
+    heap = pack_spheres(50, [10.0, 15.0], [100.0, 100.0, 100.0], seed=0, progress=False)
+    assert heap.info["settled"] and heap.info["max_relative_overlap"] < 0.01
+    unit = crystal("Li13Si4")
+    stack = stack_nanoparticles(heap, lambda r: nanoparticle(unit, r), progress=False)
+    assert 20_000 < len(stack) < 40_000
+    assert min_distance(stack) >= 2.0 - 1e-9
+    assert stack.get_chemical_symbols().count("Li") / len(stack) == pytest.approx(13 / 17, abs=0.02)
