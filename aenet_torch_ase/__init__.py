@@ -7,6 +7,7 @@ from .errors import (  # noqa: E402
     AenetError,
     InputFileError,
     PotentialFileError,
+    ProtocolError,
     SpeciesError,
     StructureError,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "AenetError",
     "InputFileError",
     "PotentialFileError",
+    "ProtocolError",
     "SpeciesError",
     "StructureError",
     "__version__",

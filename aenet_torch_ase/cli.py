@@ -75,6 +75,36 @@ def _build(args):
           f"cell {' x '.join(f'{x:.1f}' for x in atoms.cell.lengths())} A (picture: {Path(args.out).with_suffix('.png')})")
 
 
+def _stretch(args):
+    from pathlib import Path
+
+    from .calculator import AenetTorch
+    from .io.xsf import read_structure
+    from .md.protocol import Protocol, parse_duration
+    from .md.run import run
+
+    out = Path(args.out)
+    calc = AenetTorch(potential_spec(args.potential), device=args.device,
+                      dtype={"float64": __import__("torch").float64, "float32": __import__("torch").float32}[args.dtype])
+    if args.resume:  # the protocol and the state come from the run directory
+        run(read_structure(args.structure), calc, Protocol(), out, resume=True,
+            potential_info=" ".join(args.potential))
+        print(f"resumed and finished {out}")
+        return
+    mode = args.mode
+    if mode == "tensile" and args.rate < 0:
+        mode = "compress"
+    protocol = Protocol(
+        mode=mode, axis=args.axis, strain_rate=abs(args.rate) if mode == "compress" else args.rate,
+        temperature=args.temperature, timestep=args.timestep, relax_time=parse_duration(args.relax),
+        time=parse_duration(args.time), pressure=args.pressure, lateral=args.lateral,
+        minimize_fmax=args.fmax, record_every=args.record_every, frame_every=args.frame_every,
+        checkpoint_every=args.checkpoint_every, seed=args.seed, fixed_fraction=args.fixed_fraction,
+    )
+    run(read_structure(args.structure), calc, protocol, out, potential_info=" ".join(args.potential))
+    print(f"finished: {out}/stress_strain.csv, trajectory.extxyz, run.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aenet-torch",
@@ -117,6 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_build)
 
+    q = sub.add_parser("stretch", help="minimise, NVT, then uniaxial tension/compression (or pull) in ASE")
+    q.add_argument("structure", help="structure file (extxyz, aenet XSF, CIF, LAMMPS data, ...)")
+    q.add_argument("--potential", nargs="+", required=True, help="Li=Li.nn Si=Si.nn, a directory, or model.pt")
+    q.add_argument("--out", required=True, help="run directory (stress_strain.csv, trajectory.extxyz, run.json)")
+    q.add_argument("--mode", choices=["tensile", "compress", "pull", "nvt"], default="tensile",
+                   help="pull: non-periodic particles/stacks, one half fixed, the other pulled")
+    q.add_argument("--axis", choices=["x", "y", "z"], default="y")
+    q.add_argument("--rate", type=float, default=1e10, help="engineering strain rate, 1/s (negative compresses)")
+    q.add_argument("--temperature", type=float, default=300.0, help="K")
+    q.add_argument("--timestep", type=float, default=1.0, help="fs")
+    q.add_argument("--relax", default="20ps", help="NVT relaxation before loading (e.g. 20ps, 500fs)")
+    q.add_argument("--time", default="50ps", help="duration of the loading")
+    q.add_argument("--pressure", type=float, default=1.0, help="lateral pressure, bar")
+    q.add_argument("--lateral", choices=["npt", "fixed"], default="npt")
+    q.add_argument("--fmax", type=float, default=0.01, help="minimisation force tolerance, eV/A (0 skips)")
+    q.add_argument("--fixed-fraction", type=float, default=0.5, help="pull: share of the length held fixed")
+    q.add_argument("--record-every", type=int, default=100, help="steps between CSV rows")
+    q.add_argument("--frame-every", type=int, default=1000, help="steps between trajectory frames")
+    q.add_argument("--checkpoint-every", type=int, default=1000)
+    q.add_argument("--seed", type=int, default=12345, help="initial velocities")
+    q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    q.set_defaults(func=_stretch)
+
     q = sub.add_parser("convert", help="convert .nn <-> .nn.ascii (direction from the input's content)")
     q.add_argument("input")
     q.add_argument("output")
@@ -128,7 +183,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except AenetError as err:
+    except (AenetError, FileNotFoundError) as err:
         print(f"aenet-torch {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,3 +23,7 @@ class SpeciesError(AenetError, ValueError):
 
 class StructureError(AenetError, ValueError):
     """A structure cannot be evaluated (NaN positions, zero-volume cell, ...)."""
+
+
+class ProtocolError(AenetError, ValueError):
+    """A simulation protocol setting is out of range or inconsistent."""

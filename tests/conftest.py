@@ -106,6 +106,9 @@ def strain_derivative(atoms, calc, a_, b_, h=1e-5):
     return (e[0] - e[1]) / (2 * h) / atoms.get_volume()
 
 
+_NEIGHBOR_LISTS = {}
+
+
 def _pairs(atoms, cutoff):
     """Full neighbour list (i, j, r_j - r_i + shift) from the package's vesin wrapper."""
     import torch
@@ -114,7 +117,9 @@ def _pairs(atoms, cutoff):
 
     pos = torch.tensor(atoms.positions)
     cell = torch.tensor(atoms.cell.array)
-    i, j, shifts = NeighborList(cutoff)(pos, cell, torch.tensor(atoms.pbc))
+    if cutoff not in _NEIGHBOR_LISTS:
+        _NEIGHBOR_LISTS[cutoff] = NeighborList(cutoff)
+    i, j, shifts = _NEIGHBOR_LISTS[cutoff](pos, cell, torch.tensor(atoms.pbc))
     return i.numpy(), j.numpy(), pair_vectors(pos, cell, i, j, shifts).numpy()
 
 
@@ -144,9 +149,8 @@ class BinaryLennardJones(Calculator):
         shift = 4 * e * ((s / c) ** 12 - (s / c) ** 6)
         self.results["energy"] = 0.5 * (4 * e * (sr6**2 - sr6) - shift).sum()
         g = (4 * e * (-12 * sr6**2 + 6 * sr6) / d**2)[:, None] * D  # d(phi)/dD
-        f = np.zeros((len(a), 3))
-        np.add.at(f, i, 0.5 * g)
-        np.add.at(f, j, -0.5 * g)
-        self.results["forces"] = f
+        n = len(a)
+        self.results["forces"] = np.stack(
+            [0.5 * (np.bincount(i, g[:, k], n) - np.bincount(j, g[:, k], n)) for k in range(3)], axis=1)
         if a.cell.rank == 3:
             self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (D.T @ g) / a.get_volume())

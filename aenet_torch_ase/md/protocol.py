@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
+from ..errors import ProtocolError
+
 AXES = {"x": 0, "y": 1, "z": 2}
 
 
@@ -75,7 +77,7 @@ class Protocol:
 
     def validate(self) -> None:
         def bad(msg):
-            return ValueError(f"protocol: {msg}")
+            return ProtocolError(f"protocol: {msg}")
 
         if self.mode not in ("tensile", "compress", "pull", "nvt"):
             raise bad(f"mode must be tensile, compress, pull or nvt, not {self.mode!r}")
@@ -107,7 +109,7 @@ class Protocol:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"protocol: unknown settings {sorted(unknown)}")
+            raise ProtocolError(f"protocol: unknown settings {sorted(unknown)}")
         return cls(**d)
 
 

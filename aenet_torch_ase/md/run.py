@@ -121,8 +121,21 @@ class _Dynamics:
         else:
             self.dyn = NoseHooverChainNVT(atoms, dt, temperature_K=p.temperature, tdamp=p.tdamp * units.fs)
 
-    # -- extra work after each step
-    def after_step(self, step: int):
+        # The box deformation (and the pulled group's displacement) is applied
+        # inside the drift of each step, before the force evaluation, so that a
+        # step costs one energy/force/stress call (applying it after the step
+        # would invalidate the forces and double the cost).
+        self._step = 0
+        hook_name = "_integrate_q_cell" if self.barostat else "_integrate_q"
+        drift = getattr(self.dyn, hook_name)
+
+        def drift_then_load(delta):
+            drift(delta)
+            self._apply_load(self._step)
+
+        setattr(self.dyn, hook_name, drift_then_load)
+
+    def _apply_load(self, step: int):
         p, dyn = self.p, self.dyn
         if self.stage != "load":
             return
@@ -137,17 +150,25 @@ class _Dynamics:
                 cell[:, self.axis] *= factor
                 self.atoms.set_cell(cell, scale_atoms=False)
             dyn._q[:, self.axis] *= factor  # affine remap of the positions
-            dyn._update_atoms()
         elif p.mode == "pull":
+            # displacement control of the pulled group's centre of mass along the
+            # axis: at com0 + speed t exactly; the atoms' motion relative to it is free
             pulled = self.ref["pulled"]
             m = dyn.masses[pulled, 0]
-            v_com = (dyn._p[pulled, self.axis]).sum() / m.sum()
-            dyn._p[pulled, self.axis] += m * (self.ref["speed"] - v_com)
-            dyn._update_atoms()
+            com = m @ dyn._q[pulled, self.axis] / m.sum()
+            dyn._q[pulled, self.axis] += self.ref["com0"] + self.ref["speed"] * p.timestep * units.fs * step - com
 
     def step(self, step: int):
+        self._step = step
         self.dyn.step()
-        self.after_step(step)
+        if self.stage == "load" and self.p.mode == "pull":
+            # and its velocity is `speed` (momenta do not change the forces)
+            pulled = self.ref["pulled"]
+            dyn = self.dyn
+            m = dyn.masses[pulled, 0]
+            v_com = dyn._p[pulled, self.axis].sum() / m.sum()
+            dyn._p[pulled, self.axis] += m * (self.ref["speed"] - v_com)
+            dyn._update_atoms()
 
     # -- exact state
     def state(self) -> dict:
@@ -352,6 +373,9 @@ def run(atoms, calc, protocol: Protocol, out, *, resume: bool = False, progress:
             if stage == "load" and first == 0 and p.mode in ("tensile", "compress"):
                 _check_loading_box(atoms, p.axis_index)
                 ref["L0"] = float(atoms.cell.array[p.axis_index, p.axis_index])
+            if stage == "load" and first == 0 and p.mode == "pull":  # strain counts from here
+                m = atoms.get_masses()[ref["pulled"]]
+                ref["com0"] = float(m @ atoms.positions[ref["pulled"], p.axis_index] / m.sum())
             dyn = _Dynamics(atoms, p, stage, ref)
             if saved is not None and stage == start_stage:
                 dyn.restore(saved)

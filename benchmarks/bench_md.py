@@ -1,0 +1,84 @@
+"""MD speed with the published Li-Si potential: steps per second and ns/day.
+
+    python benchmarks/bench_md.py [--sizes 1000 8000] [--steps 20]
+
+Amorphous Li-Si (the 256-atom aenet-tinker cell, replicated), the seed's
+tensile stage (MTK lateral barostat + box deformation, 1 fs, float64), run
+through `aenet_torch_ase.md.run` with recording as in production (a CSV row
+every 100 steps). Each size runs in its own process. Prints one figure per
+line, median over blocks of steps, with the torch thread count, and the
+ratio against the calculator-only cost measured in the same process (what
+the integrator and ASE add on top of energy+forces+stress).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "LiSi-Artrith2018"
+
+
+def worker(n_target, steps):
+    import ase.io
+    import numpy as np
+    import torch
+
+    from aenet_torch_ase import AenetTorch
+    from aenet_torch_ase.md.protocol import Protocol
+    from aenet_torch_ase.md.run import run
+
+    parent = ase.io.read(REFERENCE / "reference_predictx-2.0.4.extxyz", index=0)
+    reps = {1000: (2, 2, 1), 8000: (4, 4, 2)}.get(n_target, (1, 1, 1))
+    atoms = parent.repeat(reps)
+    # an orthogonal box for uniaxial loading: the same density, atoms wrapped in
+    lengths = atoms.cell.lengths()
+    atoms.set_cell(np.diag(lengths * (atoms.get_volume() / np.prod(lengths)) ** (1 / 3)), scale_atoms=True)
+    calc = AenetTorch(REFERENCE)
+    atoms.calc = calc
+    # calculator alone
+    t_calc = []
+    for k in range(5):
+        atoms.positions += 0.001
+        t = time.perf_counter()
+        atoms.get_forces()
+        atoms.get_stress()
+        t_calc.append(time.perf_counter() - t)
+    p = Protocol(mode="tensile", axis="y", temperature=300, relax_time=0.0, time=steps * 1e-3,
+                 minimize_fmax=0.0, record_every=100, frame_every=10**9, checkpoint_every=10**9)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        run(atoms, calc, p, Path(tmp) / "run", progress=False)
+        total = time.perf_counter() - t
+    print(json.dumps({"atoms": len(atoms), "s_per_step": total / steps, "calc_s": float(np.median(t_calc)),
+                      "threads": torch.get_num_threads()}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    if not REFERENCE.is_dir():
+        sys.exit(f"reference potential not found at {REFERENCE}")
+    for n in args.sizes:
+        res = subprocess.run([sys.executable, __file__, "--worker", str(n), str(args.steps)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        sps = 1.0 / r["s_per_step"]
+        print(f"atoms={r['atoms']} threads={r['threads']} md_steps_per_s={sps:.2f}")
+        print(f"atoms={r['atoms']} threads={r['threads']} ns_per_day={sps * 86400 * 1e-6:.3f}")
+        print(f"atoms={r['atoms']} threads={r['threads']} md_step_over_calculator_call={r['s_per_step'] / r['calc_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
