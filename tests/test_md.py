@@ -244,3 +244,45 @@ def test_nve_energy_conservation_reference_potential():
     drift = abs(np.polyfit(np.arange(len(e)) * 0.1, e, 1)[0] * 10.0)  # eV/atom over 10 ps
     assert drift < 1e-4
     assert np.ptp(e) < 5e-4  # and no jumps
+
+
+def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes(tmp_path, tiny_potential):
+    """SIGINT during a run: exit code 130, status 'interrupted', a checkpoint and
+    a flushed CSV; `--resume` then completes the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from aenet_torch_ase.io.nn_binary import write_nn
+    from aenet_torch_ase.io.structure_files import write_structure
+    from aenet_torch_ase.md.structures import random_alloy
+
+    for s, nn in tiny_potential.items():
+        write_nn(nn, tmp_path / f"{s}.nn")
+    write_structure(tmp_path / "s.extxyz", random_alloy("LiSi", 40, seed=0, min_distance=2.2))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "aenet_torch_ase.cli", "stretch", str(tmp_path / "s.extxyz"),
+           "--potential", str(tmp_path), "--out", str(out), "--relax", "0.1ps", "--time", "30ps",
+           "--record-every", "10", "--checkpoint-every", "100000", "--frame-every", "100000", "--fmax", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (out / "stress_strain.csv").exists() and len(rows(out)) > 20:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["status"] == "interrupted" and (out / "checkpoint.npz").exists()
+    stopped = meta["checkpoint"]["step"]
+    assert rows(out)[-1]["step"] == str(stopped) or int(rows(out)[-1]["step"]) <= stopped
+    # shorten the remaining work, then resume from the checkpoint
+    meta["protocol"]["time"] = (stopped + 30) * 1e-3 if meta["checkpoint"]["stage"] == "load" else 0.05
+    (out / "run.json").write_text(json.dumps(meta))
+    resume = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resume.returncode == 0, resume.stderr[-2000:]
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    steps = [int(r["step"]) for r in rows(out, "load")]
+    assert steps == sorted(set(steps))  # no duplicated rows after the resume
