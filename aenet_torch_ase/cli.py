@@ -105,6 +105,17 @@ def _stretch(args):
     print(f"finished: {out}/stress_strain.csv, trajectory.extxyz, run.json")
 
 
+def _analyze(args):
+    from .analysis.report import analyze
+
+    summaries = analyze(args.runs, out=args.out, strains=args.strains, window=tuple(args.window),
+                        cutoff=args.cutoff, probe_radius=args.probe, slab_width=args.slab_width, axis=args.axis)
+    for s in summaries:
+        e, u = s["young_modulus_GPa"], s["ultimate_tensile_strength_GPa"]
+        print(f"{s['label']}: E = {e['value']:.2f} +/- {e['stderr']:.2f} GPa, UTS = {u['stress']:.2f} GPa "
+              f"at {u['strain']:.2%} strain -> {s['label']}/analysis/report.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aenet-torch",
@@ -171,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="cpu")
     q.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     q.set_defaults(func=_stretch)
+
+    q = sub.add_parser("analyze", help="stress-strain metrics, shear strain, cross-sections, voids of run(s)")
+    q.add_argument("runs", nargs="+", help="run directories (from stretch, or LAMMPS with log.lammps)")
+    q.add_argument("--strains", type=float, nargs="+", default=[0.05, 0.10, 0.15],
+                   help="strains for shear-strain pictures and cross-sections")
+    q.add_argument("--window", type=float, nargs=2, default=[0.0, 0.02], help="elastic window for the modulus")
+    q.add_argument("--cutoff", type=float, default=5.0, help="atomic-strain cutoff (A)")
+    q.add_argument("--probe", type=float, default=2.5, help="probe radius for voids (A)")
+    q.add_argument("--slab-width", type=float, default=5.0, help="cross-section thickness (A)")
+    q.add_argument("--axis", choices=["x", "y", "z"], help="loading axis for LAMMPS logs (default y)")
+    q.add_argument("--out", help="where the overlay of several runs goes")
+    q.set_defaults(func=_analyze)
 
     q = sub.add_parser("convert", help="convert .nn <-> .nn.ascii (direction from the input's content)")
     q.add_argument("input")

@@ -1,0 +1,193 @@
+"""`aenet-torch analyze RUN_DIR [...]`: the seed's analysis of a tensile run.
+
+Reads a run directory of `md.run` (stress_strain.csv, trajectory.extxyz,
+run.json) or of the LAMMPS deck (log.lammps, dump files), and writes
+RUN_DIR/analysis/: summary.json (modulus, yield, UTS, failure strain,
+toughness, first-void strain; units inside), stress_strain.png,
+shear_strain_<strain>.png and section_<axis>_<strain>.png cross-sections,
+voids.png (void volume and broken-bond fraction vs strain) and report.md
+linking them. With several runs, the stress-strain curves are overlaid in
+the first run's analysis (or --out).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputFileError
+from ..io.atomic_write import atomic_write_text
+from .stress_strain import StressStrain, plot_curves
+
+AXES = "xyz"
+
+
+def load_frames(run_dir: Path):
+    """Frames of the loading stage: from trajectory.extxyz, or LAMMPS dumps."""
+    import ase.io
+
+    traj = run_dir / "trajectory.extxyz"
+    if traj.exists():
+        frames = [f for f in ase.io.read(traj, ":") if f.info.get("stage", "load") == "load"]
+        for f in frames:
+            f.info.setdefault("strain", 0.0)
+        return frames
+    dumps = sorted(run_dir.glob("dump*.lammpstrj")) + sorted(run_dir.glob("dump.*"))
+    frames = []
+    for d in dumps:
+        frames.extend(ase.io.read(d, ":", format="lammps-dump-text"))
+    return frames
+
+
+def broken_bond_fraction(reference, frame, bond_cutoff: float = 3.0, stretch: float = 1.25) -> float:
+    """Share of the reference's bonds (pairs closer than bond_cutoff, A) that
+    are now longer than stretch x bond_cutoff."""
+    from ase.neighborlist import neighbor_list
+
+    i, j = neighbor_list("ij", reference, bond_cutoff)
+    if len(i) == 0:
+        return 0.0
+    vec = frame.positions[j] - frame.positions[i]
+    if frame.pbc.any():
+        from ase.geometry import find_mic
+
+        vec, _ = find_mic(vec, frame.cell, frame.pbc)
+    return float((np.linalg.norm(vec, axis=1) > stretch * bond_cutoff).mean())
+
+
+def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), window=(0.0, 0.02),
+                cutoff: float = 5.0, probe_radius: float = 2.5, slab_width: float = 5.0,
+                axis: Optional[str] = None, progress: bool = True) -> dict:
+    """Analyse one run directory; returns the summary written to analysis/summary.json."""
+    from tqdm import tqdm
+
+    from .ovito_tools import atomic_strain, render_cross_section, voids
+
+    run_dir = Path(run_dir)
+    out = run_dir / "analysis"
+    out.mkdir(exist_ok=True)
+    if (run_dir / "stress_strain.csv").exists():
+        curve = StressStrain.from_run(run_dir)
+    elif (run_dir / "log.lammps").exists():
+        curve = StressStrain.from_lammps_log(run_dir / "log.lammps", axis=axis or "y", label=run_dir.name)
+    else:
+        raise InputFileError(f"{run_dir}: neither stress_strain.csv nor log.lammps found")
+    summary = curve.summary(window=window)
+    plot_curves([curve], out / "stress_strain.png", window=window)
+    images = {"stress_strain": "stress_strain.png"}
+
+    frames = load_frames(run_dir)
+    series = {"strain": [], "void_volume_A3": [], "void_regions": [], "broken_bond_fraction": [],
+              "mean_shear_strain": []}
+    if frames:
+        reference = frames[0]
+        ax = AXES.index(curve.axis)
+        targets = {round(s, 6): None for s in strains}
+        frame_strains = np.array([float(f.info.get("strain", 0.0)) for f in frames])
+        for s in list(targets):
+            k = int(np.argmin(np.abs(frame_strains - s)))
+            if abs(frame_strains[k] - s) <= 0.5 * max(np.diff(frame_strains).max(initial=0.0), 1e-9) + 1e-9:
+                targets[s] = k
+        for k, frame in enumerate(tqdm(frames, desc=f"analysing {run_dir.name}", disable=not progress)):
+            strain_k = frame_strains[k]
+            shear = atomic_strain(frame, reference, cutoff=cutoff)["shear"]
+            v = voids(frame, probe_radius=probe_radius) if frame.pbc.all() else None
+            series["strain"].append(float(strain_k))
+            series["mean_shear_strain"].append(float(shear.mean()))
+            series["void_volume_A3"].append(v["void_volume_A3"] if v else float("nan"))
+            series["void_regions"].append(v["void_regions"] if v else 0)
+            series["broken_bond_fraction"].append(broken_bond_fraction(reference, frame))
+            for s, idx in targets.items():
+                if idx == k:
+                    name = f"shear_strain_{s:.3f}.png"
+                    render_cross_section(frame, out / name, shear, axis=(ax + 2) % 3, width=slab_width,
+                                         cmap="inferno", vmin=0.0, vmax=0.5,
+                                         title=f"{run_dir.name}: von Mises shear strain at {s:.1%}")
+                    images[f"shear_strain_{s:.3f}"] = name
+                    name = f"section_{AXES[ax]}_{s:.3f}.png"
+                    render_cross_section(frame, out / name, frame.positions[:, ax], axis=(ax + 2) % 3,
+                                         width=slab_width, cmap="coolwarm",
+                                         title=f"{run_dir.name}: {AXES[ax]} coordinate at {s:.1%}")
+                    images[f"section_{s:.3f}"] = name
+        regions = np.array(series["void_regions"])
+        first = np.flatnonzero(regions > 0)
+        summary["first_void_strain"] = float(series["strain"][first[0]]) if len(first) else None
+        _plot_series(series, out / "voids.png", run_dir.name)
+        images["voids"] = "voids.png"
+    else:
+        summary["first_void_strain"] = None
+    summary["series"] = series
+    summary["settings"] = {"strain_cutoff_A": cutoff, "probe_radius_A": probe_radius, "slab_width_A": slab_width,
+                           "elastic_window": list(window),
+                           "void_volume": "volume enclosed by the surface through the centres of the atoms "
+                                          "lining internal cavities (OVITO ConstructSurfaceModifier)",
+                           "shear_strain": "von Mises local shear invariant (OVITO AtomicStrainModifier), "
+                                           "reference = first frame of the loading stage"}
+    summary["images"] = images
+    atomic_write_text(str(out / "summary.json"), json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(str(out / "report.md"), _report(summary))
+    return summary
+
+
+def _plot_series(series, path, label):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .pictures import _save
+
+    fig, ax1 = plt.subplots(figsize=(6, 4))
+    e = np.array(series["strain"]) * 100
+    ax1.plot(e, series["void_volume_A3"], "o-", color="tab:blue", label="void volume")
+    ax1.set_xlabel("strain (%)")
+    ax1.set_ylabel("void volume (A^3)", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(e, np.array(series["broken_bond_fraction"]) * 100, "s--", color="tab:red", label="broken bonds")
+    ax2.set_ylabel("broken bonds (%)", color="tab:red")
+    ax1.set_title(f"{label}: voids and broken bonds")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _report(summary) -> str:
+    e = summary["young_modulus_GPa"]
+    u = summary["ultimate_tensile_strength_GPa"]
+    y = summary["yield_0.2pct_offset"]
+    f = summary["failure"]
+    lines = [
+        f"# Analysis of {summary['label']}",
+        "",
+        f"- Young's modulus: {e['value']:.2f} +/- {e['stderr']:.2f} GPa (R^2 {e['r2']:.3f}, "
+        f"strain window {e['window'][0]:.3f}-{e['window'][1]:.3f})",
+        f"- ultimate tensile strength: {u['stress']:.2f} GPa at {u['strain']:.2%} strain",
+        f"- yield (0.2% offset): " + (f"{y['stress']:.2f} GPa at {y['strain']:.2%}" if y else "not reached"),
+        f"- failure (largest stress drop): " + (f"at {f['strain']:.2%}" if f else "none"),
+        f"- toughness (area under the curve): {summary['toughness_GPa']:.3f} GPa (GJ/m^3)",
+        f"- first internal void: " + (f"at {summary['first_void_strain']:.2%}" if summary["first_void_strain"]
+                                     is not None else "none"),
+        "",
+    ]
+    lines += [f"![{k}]({v})" for k, v in summary.get("images", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def analyze(run_dirs, *, out=None, **kwargs) -> list:
+    """Analyse several runs; overlay their stress-strain curves."""
+    summaries = [analyze_run(d, **kwargs) for d in run_dirs]
+    if len(run_dirs) > 1:
+        curves = []
+        for d in run_dirs:
+            d = Path(d)
+            if (d / "stress_strain.csv").exists():
+                curves.append(StressStrain.from_run(d))
+            else:
+                curves.append(StressStrain.from_lammps_log(d / "log.lammps", axis=kwargs.get("axis") or "y",
+                                                           label=d.name))
+        target = Path(out) if out else Path(run_dirs[0]) / "analysis"
+        target.mkdir(parents=True, exist_ok=True)
+        plot_curves(curves, target / "stress_strain_overlay.png", window=kwargs.get("window", (0.0, 0.02)))
+    return summaries

@@ -1,0 +1,215 @@
+"""Stress-strain curves and their metrics.
+
+Units: strain dimensionless (engineering), stress in GPa (tension positive),
+toughness in GPa (= GJ/m^3, the area under the curve).
+
+Definitions (all on the curve along the loading axis):
+- Young's modulus: least-squares slope over the elastic window (default
+  0-2 % strain), with its standard error and R^2.
+- smoothing: Savitzky-Golay (symmetric, zero phase: it does not shift the
+  peak) over `smooth_points` points.
+- ultimate tensile strength (UTS): maximum of the smoothed stress, and its strain.
+- yield point (0.2 % offset): first strain after the elastic window where
+  the smoothed curve falls below the elastic line shifted by 0.2 % strain.
+- failure strain: start of the largest stress drop of the smoothed curve
+  over `drop_window` strain; None when that drop is below 10 % of the UTS.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputFileError
+
+AXIS_COLUMN = {"x": "sxx_GPa", "y": "syy_GPa", "z": "szz_GPa"}
+PRESSURE_COLUMN = {"x": "Pxx", "y": "Pyy", "z": "Pzz"}
+BAR_TO_GPA = 1e-4
+
+
+@dataclass
+class StressStrain:
+    strain: np.ndarray
+    stress: np.ndarray  # GPa along the loading axis, tension positive
+    label: str = ""
+    axis: str = "y"
+    time_ps: Optional[np.ndarray] = None
+    extra: Dict[str, np.ndarray] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ readers
+    @classmethod
+    def from_run(cls, path, label: Optional[str] = None) -> "StressStrain":
+        """From a run directory (or its stress_strain.csv): the `load` stage."""
+        path = Path(path)
+        run_dir = path if path.is_dir() else path.parent
+        csv_path = path / "stress_strain.csv" if path.is_dir() else path
+        if not csv_path.exists():
+            raise InputFileError(f"{csv_path}: no stress_strain.csv (is this a run directory?)")
+        mode, axis = "tensile", "y"
+        if (run_dir / "run.json").exists():
+            proto = json.loads((run_dir / "run.json").read_text())["protocol"]
+            mode, axis = proto["mode"], proto["axis"]
+        with open(csv_path) as f:
+            rows = [r for r in csv.DictReader(f) if r["stage"] == "load"]
+        if len(rows) < 3:
+            raise InputFileError(f"{csv_path}: fewer than 3 rows of the loading stage")
+        column = "pull_stress_GPa" if mode == "pull" else AXIS_COLUMN[axis]
+        data = {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "stage"}
+        return cls(strain=data["strain"], stress=data[column], label=label or run_dir.name, axis=axis,
+                   time_ps=data["time_ps"], extra=data)
+
+    @classmethod
+    def from_lammps_log(cls, path, axis: str = "y", strain_column: str = "v_strain",
+                        label: Optional[str] = None) -> "StressStrain":
+        """From a LAMMPS log: the last thermo block that has `strain_column`.
+        Pressures (metal units: bar) become stress in GPa, tension positive."""
+        blocks = read_lammps_log(path)
+        blocks = [b for b in blocks if strain_column in b]
+        if not blocks:
+            raise InputFileError(f"{path}: no thermo block with a '{strain_column}' column")
+        b = blocks[-1]
+        p = PRESSURE_COLUMN[axis]
+        if p not in b:
+            raise InputFileError(f"{path}: thermo output has no {p} column (add it to thermo_style)")
+        time_ps = b["Time"] - b["Time"][0] if "Time" in b else None
+        return cls(strain=b[strain_column], stress=-b[p] * BAR_TO_GPA, label=label or Path(path).stem,
+                   axis=axis, time_ps=time_ps, extra=b)
+
+    # ------------------------------------------------------------ metrics
+    def smoothed(self, smooth_points: int = 11) -> np.ndarray:
+        from scipy.signal import savgol_filter
+
+        n = len(self.stress)
+        w = min(smooth_points, n - (1 - n % 2))  # odd, at most n
+        if w < 5:
+            return self.stress.copy()
+        return savgol_filter(self.stress, w, 2, mode="interp")
+
+    def young_modulus(self, window: Sequence[float] = (0.0, 0.02)) -> Dict[str, float]:
+        sel = (self.strain >= window[0]) & (self.strain <= window[1])
+        if sel.sum() < 3:
+            raise ValueError(f"fewer than 3 points in the elastic window {window}")
+        x, y = self.strain[sel], self.stress[sel]
+        (slope, intercept), cov = np.polyfit(x, y, 1, cov=True)
+        fit = slope * x + intercept
+        r2 = 1.0 - ((y - fit) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-300)
+        return {"value": float(slope), "stderr": float(np.sqrt(cov[0, 0])), "r2": float(r2),
+                "intercept": float(intercept), "window": [float(window[0]), float(window[1])]}
+
+    def ultimate(self, smooth_points: int = 11) -> Dict[str, float]:
+        s = self.smoothed(smooth_points)
+        k = int(np.argmax(s))
+        return {"stress": float(s[k]), "strain": float(self.strain[k])}
+
+    def yield_point(self, offset: float = 0.002, window=(0.0, 0.02), smooth_points: int = 11):
+        e = self.young_modulus(window)
+        s = self.smoothed(smooth_points)
+        line = e["value"] * (self.strain - offset) + e["intercept"]
+        after = self.strain > window[1] * 0.5
+        below = np.flatnonzero(after & (s < line))
+        if len(below) == 0:
+            return None
+        k = below[0]
+        return {"stress": float(s[k]), "strain": float(self.strain[k]), "offset": offset}
+
+    def failure_strain(self, drop_window: float = 0.01, smooth_points: int = 11):
+        s = self.smoothed(smooth_points)
+        ahead = np.searchsorted(self.strain, self.strain + drop_window)
+        ahead = np.minimum(ahead, len(s) - 1)
+        drop = s - s[ahead]
+        k = int(np.argmax(drop))
+        uts = self.ultimate(smooth_points)["stress"]
+        if drop[k] < 0.1 * abs(uts):
+            return None
+        return {"strain": float(self.strain[k]), "drop": float(drop[k])}
+
+    def toughness(self) -> float:
+        """Area under the curve up to the last point (GPa = GJ/m^3)."""
+        trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has trapz only
+        return float(trapezoid(self.stress, self.strain))
+
+    def summary(self, window=(0.0, 0.02), smooth_points: int = 11) -> dict:
+        return {
+            "label": self.label,
+            "axis": self.axis,
+            "points": int(len(self.strain)),
+            "max_strain": float(self.strain.max()),
+            "young_modulus_GPa": self.young_modulus(window),
+            "yield_0.2pct_offset": self.yield_point(window=window, smooth_points=smooth_points),
+            "ultimate_tensile_strength_GPa": self.ultimate(smooth_points),
+            "failure": self.failure_strain(smooth_points=smooth_points),
+            "toughness_GPa": self.toughness(),
+            "units": {"stress": "GPa (tension positive)", "strain": "engineering", "toughness": "GPa = GJ/m^3"},
+            "definitions": "see aenet_torch_ase.analysis.stress_strain",
+        }
+
+
+def read_lammps_log(path) -> List[Dict[str, np.ndarray]]:
+    """Thermo blocks of a LAMMPS log: one dict {column: array} per run."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as err:
+        raise InputFileError(f"cannot read LAMMPS log {path}: {err}") from err
+    blocks = []
+    k = 0
+    while k < len(lines):
+        words = lines[k].split()
+        if words[:1] == ["Step"]:
+            header, rows = words, []
+            k += 1
+            while k < len(lines):
+                parts = lines[k].split()
+                if len(parts) != len(header):
+                    break
+                try:
+                    rows.append([float(x) for x in parts])
+                except ValueError:
+                    break
+                k += 1
+            if rows:
+                arr = np.array(rows)
+                blocks.append({h: arr[:, c] for c, h in enumerate(header)})
+            continue
+        k += 1
+    return blocks
+
+
+def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, window=(0.0, 0.02)) -> None:
+    """Stress-strain curves (several overlaid) with the elastic fit, the UTS
+    (a), yield (b) and failure (c) points marked; PNG at `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .pictures import _save
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for c in curves:
+        line, = ax.plot(c.strain * 100, c.stress, lw=1.0, alpha=0.6, label=c.label)
+        s = c.smoothed()
+        ax.plot(c.strain * 100, s, color=line.get_color(), lw=2.0)
+        if marks:
+            e = c.young_modulus(window)
+            xs = np.linspace(0, min(c.strain.max(), 3 * window[1]), 20)
+            ax.plot(xs * 100, e["value"] * xs + e["intercept"], "--", color=line.get_color(), lw=1,
+                    label=f"E = {e['value']:.1f} GPa")
+            points = [("a", c.ultimate()), ("b", c.yield_point(window=window)), ("c", c.failure_strain())]
+            for name, pnt in points:
+                if pnt is None:
+                    continue
+                k = int(np.argmin(np.abs(c.strain - pnt["strain"])))
+                ax.plot(c.strain[k] * 100, s[k], "o", color=line.get_color(), ms=6)
+                ax.annotate(name, (c.strain[k] * 100, s[k]), textcoords="offset points", xytext=(4, 6))
+    ax.set_xlabel("strain (%)")
+    ax.set_ylabel("stress (GPa)")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.legend(fontsize=8)
+    ax.set_title("stress-strain (a: UTS, b: 0.2% yield, c: failure)")
+    _save(fig, path)
+    plt.close(fig)
