@@ -105,6 +105,13 @@ def test_void_volume_of_a_spherical_hole():
     assert v["void_volume_A3"] == pytest.approx(4 / 3 * np.pi * radius**3, rel=0.10)
     none = voids(block, probe_radius=2.5)
     assert none["void_regions"] == 0 and none["void_volume_A3"] == 0.0
+    # a crack across the whole cross-section empties a slab; a hole does not
+    from aenet_torch_ase.analysis.report import emptiest_slab_fraction
+
+    z = block.positions[:, 2]
+    cracked = block[(z < 14.0) | (z > 20.0)]
+    assert emptiest_slab_fraction(cracked, 2) < 0.05
+    assert emptiest_slab_fraction(hole, 2) > 0.3 and emptiest_slab_fraction(block, 2) > 0.5  # crystal planes alias
 
 
 def image(path):

@@ -6,7 +6,7 @@
   cutoff (A).
 - `voids`: OVITO's ConstructSurfaceModifier (alpha-shape, probe radius in
   A): the void volume is the volume enclosed by the surface through the
-  centres of the atoms that line the internal cavities (A^3), and the number
+  centres of the atoms that line the internal cavities (A^3), the number
   of void regions.
 - `render_cross_section`: a slab of atoms normal to an axis, coloured by a
   per-atom value, rendered with OVITO's Tachyon renderer (which needs a

@@ -42,6 +42,17 @@ def load_frames(run_dir: Path):
     return frames
 
 
+def emptiest_slab_fraction(atoms, axis: int, slab: float = 2.5) -> float:
+    """Atoms in the emptiest slab of thickness `slab` (A) normal to `axis`,
+    relative to the mean slab. ~0 when a crack spans the whole cross-section."""
+    x = atoms.positions[:, axis]
+    length = float(np.linalg.norm(atoms.cell.array[axis])) if atoms.pbc[axis] else float(np.ptp(x))
+    n = max(1, int(length / slab))
+    lo = 0.0 if atoms.pbc[axis] else x.min()
+    counts = np.bincount(np.clip(((x - lo) / length * n).astype(int) % n, 0, n - 1), minlength=n)
+    return float(counts.min() / counts.mean())
+
+
 def broken_bond_fraction(reference, frame, bond_cutoff: float = 3.0, stretch: float = 1.25) -> float:
     """Share of the reference's bonds (pairs closer than bond_cutoff, A) that
     are now longer than stretch x bond_cutoff."""
@@ -80,8 +91,8 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
     images = {"stress_strain": "stress_strain.png"}
 
     frames = load_frames(run_dir)
-    series = {"strain": [], "void_volume_A3": [], "void_regions": [], "broken_bond_fraction": [],
-              "mean_shear_strain": []}
+    series = {"strain": [], "void_volume_A3": [], "void_regions": [], "emptiest_slab_fraction": [],
+              "broken_bond_fraction": [], "mean_shear_strain": []}
     if frames:
         reference = frames[0]
         ax = AXES.index(curve.axis)
@@ -99,6 +110,7 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
             series["mean_shear_strain"].append(float(shear.mean()))
             series["void_volume_A3"].append(v["void_volume_A3"] if v else float("nan"))
             series["void_regions"].append(v["void_regions"] if v else 0)
+            series["emptiest_slab_fraction"].append(emptiest_slab_fraction(frame, ax))
             series["broken_bond_fraction"].append(broken_bond_fraction(reference, frame))
             for s, idx in targets.items():
                 if idx == k:
@@ -115,13 +127,18 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
         regions = np.array(series["void_regions"])
         first = np.flatnonzero(regions > 0)
         summary["first_void_strain"] = float(series["strain"][first[0]]) if len(first) else None
+        spanning = np.flatnonzero(np.array(series["emptiest_slab_fraction"]) < 0.05)
+        summary["spanning_crack_strain"] = float(series["strain"][spanning[0]]) if len(spanning) else None
         _plot_series(series, out / "voids.png", run_dir.name)
         images["voids"] = "voids.png"
     else:
         summary["first_void_strain"] = None
+        summary["spanning_crack_strain"] = None
     summary["series"] = series
     summary["settings"] = {"strain_cutoff_A": cutoff, "probe_radius_A": probe_radius, "slab_width_A": slab_width,
                            "elastic_window": list(window),
+                           "spanning_crack": "first strain where a 2.5 A slab normal to the axis holds "
+                                             "< 5 % of the mean slab's atoms",
                            "void_volume": "volume enclosed by the surface through the centres of the atoms "
                                           "lining internal cavities (OVITO ConstructSurfaceModifier)",
                            "shear_strain": "von Mises local shear invariant (OVITO AtomicStrainModifier), "
@@ -169,6 +186,8 @@ def _report(summary) -> str:
         f"- toughness (area under the curve): {summary['toughness_GPa']:.3f} GPa (GJ/m^3)",
         f"- first internal void: " + (f"at {summary['first_void_strain']:.2%}" if summary["first_void_strain"]
                                      is not None else "none"),
+        f"- crack across the whole cross-section: " + (f"at {summary['spanning_crack_strain']:.2%}"
+                                                       if summary["spanning_crack_strain"] is not None else "none"),
         "",
     ]
     lines += [f"![{k}]({v})" for k, v in summary.get("images", {}).items()]
