@@ -116,6 +116,23 @@ def _analyze(args):
               f"at {u['strain']:.2%} strain -> {s['label']}/analysis/report.md")
 
 
+def _lammps_export(args):
+    from .calculator import AenetTorch
+    from .io.xsf import read_structure
+    from .lammps.export import export_run
+    from .md.protocol import Protocol, parse_duration
+
+    calc = AenetTorch(potential_spec(args.potential))
+    mode = {"tensile": "tensile", "compress": "compress", "pull": "pull", "nvt": "nvt"}[args.protocol]
+    protocol = Protocol(mode=mode, axis=args.axis, strain_rate=abs(args.rate), temperature=args.temperature,
+                        timestep=args.timestep, relax_time=parse_duration(args.relax), time=parse_duration(args.time),
+                        pressure=args.pressure, lateral=args.lateral, record_every=args.record_every,
+                        frame_every=args.frame_every, seed=args.seed, fixed_fraction=args.fixed_fraction)
+    out = export_run(args.out, read_structure(args.structure), protocol, calc.current_nn_files(), ascii=args.ascii)
+    print(f"wrote {out}/in.lammps, data.lmp, {', '.join(e + '.nn' for e in calc.elements)}, README.txt; "
+          f"run: cd {out} && mpirun -np N lmp -in in.lammps")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aenet-torch",
@@ -194,6 +211,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--axis", choices=["x", "y", "z"], help="loading axis for LAMMPS logs (default y)")
     q.add_argument("--out", help="where the overlay of several runs goes")
     q.set_defaults(func=_analyze)
+
+    q = sub.add_parser("lammps", help="hand a run over to LAMMPS (pair_style aenet)")
+    lsub = q.add_subparsers(dest="lammps_command", required=True)
+    q = lsub.add_parser("export", help="write .nn files, data.lmp and in.lammps for a protocol")
+    q.add_argument("--potential", nargs="+", required=True, help="Li=Li.nn Si=Si.nn, a directory, or model.pt")
+    q.add_argument("--structure", required=True)
+    q.add_argument("--protocol", choices=["tensile", "compress", "pull", "nvt"], default="tensile")
+    q.add_argument("--out", required=True)
+    q.add_argument("--axis", choices=["x", "y", "z"], default="y")
+    q.add_argument("--rate", type=float, default=1e10, help="strain rate, 1/s")
+    q.add_argument("--temperature", type=float, default=300.0)
+    q.add_argument("--timestep", type=float, default=1.0, help="fs")
+    q.add_argument("--relax", default="20ps")
+    q.add_argument("--time", default="50ps")
+    q.add_argument("--pressure", type=float, default=1.0, help="bar")
+    q.add_argument("--lateral", choices=["npt", "fixed"], default="npt")
+    q.add_argument("--fixed-fraction", type=float, default=0.5)
+    q.add_argument("--record-every", type=int, default=100)
+    q.add_argument("--frame-every", type=int, default=1000)
+    q.add_argument("--seed", type=int, default=12345)
+    q.add_argument("--ascii", action="store_true", help="also write .nn.ascii files")
+    q.set_defaults(func=_lammps_export)
 
     q = sub.add_parser("convert", help="convert .nn <-> .nn.ascii (direction from the input's content)")
     q.add_argument("input")

@@ -25,8 +25,9 @@ from .stress_strain import StressStrain, plot_curves
 AXES = "xyz"
 
 
-def load_frames(run_dir: Path):
-    """Frames of the loading stage: from trajectory.extxyz, or LAMMPS dumps."""
+def load_frames(run_dir: Path, axis: str = "y"):
+    """Frames of the loading stage: from trajectory.extxyz, or the LAMMPS
+    deck's dump.load.lammpstrj (strain from the box length along `axis`)."""
     import ase.io
 
     traj = run_dir / "trajectory.extxyz"
@@ -35,10 +36,15 @@ def load_frames(run_dir: Path):
         for f in frames:
             f.info.setdefault("strain", 0.0)
         return frames
-    dumps = sorted(run_dir.glob("dump*.lammpstrj")) + sorted(run_dir.glob("dump.*"))
+    dumps = sorted(run_dir.glob("dump.load*.lammpstrj"))
     frames = []
     for d in dumps:
         frames.extend(ase.io.read(d, ":", format="lammps-dump-text"))
+    if frames:
+        k = AXES.index(axis)
+        l0 = frames[0].cell.lengths()[k]
+        for f in frames:
+            f.info["strain"] = f.cell.lengths()[k] / l0 - 1.0
     return frames
 
 
@@ -90,7 +96,7 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
     plot_curves([curve], out / "stress_strain.png", window=window)
     images = {"stress_strain": "stress_strain.png"}
 
-    frames = load_frames(run_dir)
+    frames = load_frames(run_dir, curve.axis)
     series = {"strain": [], "void_volume_A3": [], "void_regions": [], "emptiest_slab_fraction": [],
               "broken_bond_fraction": [], "mean_shear_strain": []}
     if frames:

@@ -13,6 +13,8 @@ Definitions (all on the curve along the loading axis):
   the smoothed curve falls below the elastic line shifted by 0.2 % strain.
 - failure strain: start of the largest stress drop of the smoothed curve
   over `drop_window` strain; None when that drop is below 10 % of the UTS.
+- compression (the strain ends negative): strain and stress are sign-flipped
+  so shortening and compressive stress count positive; `compression` is True.
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ class StressStrain:
     axis: str = "y"
     time_ps: Optional[np.ndarray] = None
     extra: Dict[str, np.ndarray] = field(default_factory=dict)
+    compression: bool = False
+
+    def __post_init__(self):
+        # compression runs are analysed with strain and stress sign-flipped
+        # (shortening and compressive stress positive), so that modulus,
+        # strength and failure keep their meaning
+        if not self.compression and len(self.strain) and self.strain[-1] < 0:
+            self.strain = -np.asarray(self.strain, dtype=float)
+            self.stress = -np.asarray(self.stress, dtype=float)
+            self.compression = True
 
     # ------------------------------------------------------------ readers
     @classmethod
@@ -137,6 +149,7 @@ class StressStrain:
         return {
             "label": self.label,
             "axis": self.axis,
+            "compression": self.compression,
             "points": int(len(self.strain)),
             "max_strain": float(self.strain.max()),
             "young_modulus_GPa": self.young_modulus(window),

@@ -1,0 +1,261 @@
+"""Hand a run over to LAMMPS: `.nn` files, data file and input deck.
+
+`export_run(out, atoms, protocol, nn_files)` writes into `out`:
+- `<El>.nn` (binary aenet, bare names: aenet-LAMMPS takes the species from
+  the file name up to the first '.', and copies names into short buffers);
+- `data.lmp` (atom_style atomic, metal units, masses; triclinic cells in
+  LAMMPS's lower-triangular form, positions rotated to match; atom types
+  in the order of the `pair_style aenet` line);
+- `in.lammps`, generated from the same `Protocol` the ASE runner uses
+  (minimise, NVT relax, then tension/compression with `fix deform erate` +
+  `fix npt` on the lateral axes, or NVT, or pull), with thermo output of
+  time, strain, pxx/pyy/pzz, lx/ly/lz, temp, pe and dumps that OVITO and
+  `aenet-torch analyze` read;
+- `README.txt`: which LAMMPS build is needed and how to run it.
+
+Units in the deck (LAMMPS metal): time ps, pressure bar, erate 1/ps.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+from ase.data import atomic_masses, atomic_numbers
+
+from ..io.atomic_write import atomic_write_text
+from ..io.nn_binary import write_nn
+from ..io.nn_file import NNFile
+from ..md.protocol import Protocol
+
+AXES = "xyz"
+
+
+def rmin_array_factor(nn: NNFile) -> float:
+    """aenet-LAMMPS allocates per atom ~ ((Rc_max + Rc_min/2)/(Rc_min/2))^3 * 0.74 neighbour slots."""
+    half = max(nn.rc_min, 1e-6) / 2
+    return ((nn.rc_max + half) / half) ** 3 * 0.7405
+
+
+def write_data(path, atoms, elements) -> None:
+    """LAMMPS data file (atom_style atomic, metal units, masses)."""
+    import io
+
+    from ase.io.lammpsdata import write_lammps_data
+
+    buf = io.StringIO()
+    write_lammps_data(buf, atoms, specorder=list(elements), masses=True, units="metal", atom_style="atomic",
+                      force_skew=bool(atoms.cell.rank == 3 and not atoms.cell.orthorhombic))
+    atomic_write_text(str(path), buf.getvalue())
+
+
+def pair_lines(elements, nn_names: Optional[Dict[str, str]] = None, pair_style: Optional[str] = None,
+               pair_coeff: Optional[str] = None) -> str:
+    """The pair_style/pair_coeff lines: aenet by default, or a stand-in."""
+    if pair_style is not None:
+        return f"pair_style      {pair_style}\npair_coeff      {pair_coeff or '* *'}\n"
+    names = " ".join(nn_names[e] for e in elements)
+    return f"pair_style      aenet {names}\npair_coeff      * *\n"
+
+
+def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_file: str = "data.lmp",
+         pull_boundary: Optional[float] = None) -> str:
+    """Text of in.lammps for `protocol` (see the module docstring)."""
+    p = protocol
+    ax = AXES[p.axis_index]
+    lateral = [a for a in AXES if a != ax]
+    dt_ps = p.timestep * 1e-3
+    tdamp_ps = p.tdamp * 1e-3
+    pdamp_ps = p.pdamp * 1e-3
+    erate_per_ps = p.signed_rate * 1e-12
+    masses = "".join(f"mass            {k + 1} {atomic_masses[atomic_numbers[e]]:.6f}  # {e}\n"
+                     for k, e in enumerate(elements))
+    lines = [
+        f"# aenet-torch-ase: {p.mode} along {ax}, generated from the same Protocol as the ASE run",
+        f"# {p.to_dict()}",
+        "units           metal",
+        "atom_style      atomic",
+        f"boundary        {'p p p' if periodic else 's s s'}",
+        f"read_data       {data_file}",
+        masses.rstrip("\n"),
+        pair.rstrip("\n"),
+        "neighbor        2.0 bin",
+        "neigh_modify    every 1 delay 0 check yes",
+        f"timestep        {dt_ps:g}",
+        "",
+        "# per-atom virial stress (LAMMPS stress/atom: pressure*volume, tension positive like ASE);",
+        "# per-atom stress in GPa with the atomic volume V/N, as aenet-torch-ase writes it.",
+        "# aenet's per-atom energies (compute pe/atom) are not meaningful; total energy, forces and the",
+        "# global virial are.",
+        "compute         peratom all stress/atom NULL",
+        "variable        vatom equal vol/count(all)",
+    ]
+    for k, c in enumerate(["xx", "yy", "zz", "xy", "xz", "yz"], start=1):
+        lines.append(f"variable        s{c} atom c_peratom[{k}]/v_vatom*1e-4")
+    lines += [
+        "",
+        "thermo_style    custom step time temp pe ke etotal press pxx pyy pzz pxy pxz pyz lx ly lz vol",
+        f"thermo          {p.record_every}",
+        "thermo_modify   flush yes",
+    ]
+    if p.minimize_fmax > 0 and p.mode != "pull":
+        lines += ["", "# ---- minimisation (conjugate gradients, fixed box)", "min_style       cg",
+                  f"minimize        0.0 {p.minimize_fmax:g} {p.minimize_steps} {10 * p.minimize_steps}",
+                  "reset_timestep  0"]
+    if p.mode == "pull":
+        lines += [
+            "",
+            f"# ---- pull: atoms below {ax} = {pull_boundary:.6f} A fixed, the others pulled",
+            f"region          low block {'INF INF ' * p.axis_index}INF {pull_boundary:.6f}{' INF INF' * (2 - p.axis_index)} units box",
+            "group           fixed region low",
+            "group           pulled subtract all fixed",
+            "group           mobile subtract all fixed",
+            "fix             freeze fixed setforce 0.0 0.0 0.0",
+            "velocity        fixed set 0.0 0.0 0.0",
+        ]
+        if p.minimize_fmax > 0:
+            lines += ["min_style       cg",
+                      f"minimize        0.0 {p.minimize_fmax:g} {p.minimize_steps} {10 * p.minimize_steps}",
+                      "reset_timestep  0"]
+        thermo_group = "mobile"
+    else:
+        thermo_group = "all"
+    lines += [
+        "",
+        "# ---- NVT relaxation (Nose-Hoover chain)",
+        f"velocity        {thermo_group} create {p.temperature:g} {p.seed} dist gaussian mom yes rot yes",
+        f"fix             nvt {thermo_group} nvt temp {p.temperature:g} {p.temperature:g} {tdamp_ps:g}",
+        f"dump            frames all custom {p.frame_every} dump.relax.lammpstrj id type element x y z vx vy vz "
+        "v_sxx v_syy v_szz v_sxy v_sxz v_syz",
+        f"dump_modify     frames element {' '.join(elements)} sort id",
+        f"run             {p.relax_steps if p.mode != 'nvt' else p.load_steps}",
+        "undump          frames",
+    ]
+    if p.mode in ("tensile", "compress"):
+        lines += [
+            "",
+            f"# ---- uniaxial {'tension' if p.signed_rate > 0 else 'compression'} along {ax}: L(t) = L0 (1 + erate t)",
+            "reset_timestep  0",
+            f"variable        L0 equal l{ax}",
+            f"variable        L0c equal ${{L0}}",
+            f"variable        strain equal (l{ax}-v_L0c)/v_L0c",
+        ]
+        if p.lateral == "npt":
+            lines += ["unfix           nvt",
+                      f"fix             npt all npt temp {p.temperature:g} {p.temperature:g} {tdamp_ps:g} "
+                      + " ".join(f"{a} {p.pressure:g} {p.pressure:g} {pdamp_ps:g}" for a in lateral)]
+        lines += [
+            f"fix             deform all deform 1 {ax} erate {erate_per_ps:g} remap x",
+            "thermo_style    custom step time v_strain temp pe ke etotal press pxx pyy pzz pxy pxz pyz lx ly lz vol",
+            f"thermo          {p.record_every}",
+            f"dump            frames all custom {p.frame_every} dump.load.lammpstrj id type element x y z vx vy vz "
+            "v_sxx v_syy v_szz v_sxy v_sxz v_syz",
+            f"dump_modify     frames element {' '.join(elements)} sort id",
+            f"run             {p.load_steps}",
+        ]
+    elif p.mode == "pull":
+        speed = p.rate_per_fs * 1e3  # A/ps per A of gauge length
+        lines += [
+            "",
+            "# ---- pull: the centre of mass of the pulled group moves at rate x L0 (A/ps); fix smd with a",
+            "# stiff tether (1000 eV/A^2) stands in for the ASE runner's exact displacement control",
+            "reset_timestep  0",
+            f"variable        L0 equal bound(all,{ax}max)-bound(all,{ax}min)",
+            "variable        L0c equal ${L0}",
+            f"variable        com0 equal xcm(pulled,{ax})",
+            "variable        com0c equal ${com0}",
+            f"variable        strain equal (xcm(pulled,{ax})-v_com0c)/v_L0c",
+            f"variable        fpull equal fcm(pulled,{ax})*1.602176634",
+            f"variable        speed equal {speed:.10g}*v_L0c",
+            f"fix             smd pulled smd cvel 1000.0 ${{speed}} couple fixed "
+            + " ".join("NULL" if a != ax else "auto" for a in AXES) + " 0.0",
+            "thermo_style    custom step time v_strain v_fpull temp pe ke etotal",
+            f"thermo          {p.record_every}",
+            f"dump            frames all custom {p.frame_every} dump.load.lammpstrj id type element x y z vx vy vz",
+            f"dump_modify     frames element {' '.join(elements)} sort id",
+            f"run             {p.load_steps}",
+        ]
+    lines += ["", "write_data      final.data"]
+    return "\n".join(lines) + "\n"
+
+
+README = """LAMMPS input generated by aenet-torch-ase {version}
+
+Files: {nn} (aenet potentials), data.lmp (structure; atom types {types}), in.lammps (protocol).
+
+Needs a LAMMPS build with the aenet pair style (aenet-lammps: LAMMPS compiled with aenet's library,
+github.com/atomisticnet/aenet-lammps) and the packages it uses; the deck itself uses only core LAMMPS
+commands (fix nvt/npt/deform, compute stress/atom, dump custom; fix smd for --protocol pull needs
+the EXTRA-FIX package).
+
+Run on N MPI ranks in this directory:
+
+    mpirun -np N lmp -in in.lammps
+
+Output: log.lammps (thermo: time ps, strain, pxx pyy pzz bar, lx ly lz A, temp K, pe eV), dump.*.lammpstrj
+(per-atom stress v_s.. in GPa, atomic volume V/N) and final.data. Analyse with
+
+    aenet-torch analyze .  --axis {axis}
+
+Units: LAMMPS metal (A, eV, ps, bar). Tension positive stress = -pressure.
+"""
+
+
+def export_run(out, atoms, protocol: Protocol, nn_files: Dict[str, NNFile], *, ascii: bool = False,
+               stand_in: Optional[tuple] = None) -> Path:
+    """Write the LAMMPS hand-over of `atoms` + `protocol` into `out`.
+
+    nn_files: {symbol: NNFile} (e.g. `AenetTorch(...).current_nn_files()`).
+    stand_in: (pair_style, pair_coeff) to replace aenet, e.g. for tests with
+        a LAMMPS build without aenet.
+    """
+    from .. import __version__
+    from ..io.nn_ascii import write_nn_ascii
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    symbols = set(atoms.get_chemical_symbols())
+    missing = sorted(symbols - set(nn_files))
+    if missing:
+        from ..errors import SpeciesError
+
+        raise SpeciesError(f"the structure contains {missing} but the potential covers only {sorted(nn_files)}")
+    # the element order of the model's files (their env order), never dict order of the user
+    ref_env = nn_files[sorted(nn_files)[0]].envtypes
+    elements = sorted(nn_files, key=ref_env.index)
+    names = {}
+    for e in elements:
+        nn = nn_files[e]
+        names[e] = f"{e}.nn"
+        write_nn(nn, out / names[e])
+        if ascii:
+            write_nn_ascii(nn, out / f"{e}.nn.ascii")
+        factor = rmin_array_factor(nn)
+        if factor > 5000:
+            warnings.warn(
+                f"{e}.nn: RMIN = {nn.rc_min:g} A with Rc = {nn.rc_max:g} A makes aenet-LAMMPS allocate "
+                f"~{factor:.0f} neighbour slots per atom per step (slow); set a realistic minimal distance",
+                stacklevel=2,
+            )
+    periodic = bool(atoms.pbc.all())
+    work = atoms.copy()
+    if not periodic:
+        # shrink-wrapped boundaries: give LAMMPS an orthogonal box around the atoms
+        lo = work.positions.min(0) - 5.0
+        work.positions -= lo
+        work.set_cell(np.diag(work.positions.max(0) + 5.0))
+        work.pbc = False
+    write_data(out / "data.lmp", work, elements)
+    boundary = None
+    if protocol.mode == "pull":
+        x = work.positions[:, protocol.axis_index]
+        boundary = float(x.min() + protocol.fixed_fraction * (x.max() - x.min()))
+    pair = pair_lines(elements, names, *(stand_in or (None, None)))
+    atomic_write_text(str(out / "in.lammps"), deck(protocol, elements, periodic=periodic, pair=pair,
+                                                   pull_boundary=boundary))
+    atomic_write_text(str(out / "README.txt"), README.format(
+        version=__version__, nn=", ".join(names[e] for e in elements),
+        types=" ".join(f"{k + 1}={e}" for k, e in enumerate(elements)), axis=protocol.axis))
+    return out
