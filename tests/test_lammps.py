@@ -159,3 +159,21 @@ def test_ase_and_lammps_agree_on_a_tensile_run(tmp_path, crystal, tiny_potential
     slope_ase = np.polyfit(mine.strain, mine.stress, 1)[0]
     slope_lmp = np.polyfit(lam.strain, lam.stress, 1)[0]
     assert slope_ase == pytest.approx(slope_lmp, rel=0.05)
+
+
+def test_deck_lateral_pressures_reach_the_target(tmp_path, crystal, tiny_potential):
+    """Slow tension in LAMMPS: the barostatted lateral pressures average to
+    the 1 bar target within their standard error (block averages)."""
+    p = Protocol(mode="tensile", axis="x", temperature=20, timestep=2.0, relax_time=0.1, time=4.0,
+                 strain_rate=1e9, pdamp_steps=250, record_every=10, frame_every=500)
+    out = export_run(tmp_path / "p", crystal, p, dict(tiny_potential), stand_in=LJ)
+    run_lammps(out)
+    load = read_lammps_log(out / "log.lammps")[-1]
+    n = len(load["Pyy"])
+    for name in ("Pyy", "Pzz"):
+        x = load[name][n // 2:]  # second half: after the barostat has settled
+        blocks = x[: len(x) // 10 * 10].reshape(10, -1).mean(1)
+        stderr = blocks.std(ddof=1) / np.sqrt(10)
+        assert abs(x.mean() - 1.0) < 3 * stderr + 10.0  # bar
+    # the loading axis carries the load: its |pressure| stays well above the lateral ones
+    assert abs(load["Pxx"][n // 2:].mean()) > 5 * max(abs(load["Pyy"][n // 2:].mean()), abs(load["Pzz"][n // 2:].mean()))
