@@ -83,7 +83,7 @@ def _colors(values, cmap, vmin, vmax):
 
 def render_cross_section(atoms, path, values, *, axis: int = 2, position: Optional[float] = None,
                          width: float = 5.0, cmap: str = "viridis", vmin=None, vmax=None,
-                         size=(600, 600), title: str = "", renderer: str = "auto") -> str:
+                         size=(700, 600), title: str = "", renderer: str = "auto") -> str:
     """Render the atoms within `width`/2 (A) of the plane normal to `axis`
     at `position` (default: the middle), coloured by `values` (N,).
     renderer: 'auto' (OVITO Tachyon, else matplotlib), 'ovito', 'matplotlib'.
@@ -101,7 +101,7 @@ def render_cross_section(atoms, path, values, *, axis: int = 2, position: Option
     colors = _colors(values[sel], cmap, vmin, vmax)
     if renderer in ("auto", "ovito"):
         try:
-            _render_ovito(atoms[sel], colors, path, axis, size)
+            _render_ovito(atoms[sel], colors, path, axis, size, values[sel], cmap, vmin, vmax, title)
             return "ovito"
         except Exception as err:  # no OVITO, no Vulkan driver, headless problems
             if renderer == "ovito":
@@ -114,19 +114,36 @@ def render_cross_section(atoms, path, values, *, axis: int = 2, position: Option
     return "matplotlib"
 
 
-def _render_ovito(atoms, colors, path, axis, size):
+def _render_ovito(atoms, colors, path, axis, size, values=None, cmap="viridis", vmin=0.0, vmax=1.0, title=""):
     from ovito.io.ase import ase_to_ovito
+    from ovito.modifiers import ColorCodingModifier
     from ovito.pipeline import Pipeline, StaticSource
-    from ovito.vis import TachyonRenderer, Viewport
+    from ovito.vis import ColorLegendOverlay, TachyonRenderer, Viewport
 
     data = ase_to_ovito(atoms)
-    data.particles_.create_property("Color", data=colors)
     data.cell.vis.enabled = False
+    legend = None
     pipeline = Pipeline(source=StaticSource(data=data))
+    gradient = {"inferno": "Magma", "magma": "Magma", "viridis": "Viridis", "coolwarm": "BlueWhiteRed",
+                "hot": "Hot", "jet": "Jet"}.get(cmap)
+    if values is not None and gradient is not None:
+        # OVITO's own colour coding, so that the picture carries a colour legend
+        data.particles_.create_property("Value", data=np.asarray(values, dtype=float))
+        coding = ColorCodingModifier(property="Value", start_value=vmin, end_value=vmax,
+                                     gradient=getattr(ColorCodingModifier, gradient)())
+        pipeline.modifiers.append(coding)
+        # Qt flags: AlignRight | AlignTop, Vertical orientation
+        legend = ColorLegendOverlay(modifier=coding, title=title or "value", alignment=0x0002 | 0x0020,
+                                    orientation=2, font_size=0.08, legend_size=0.45, offset_x=-0.01,
+                                    format_string="%.2f")
+    else:
+        data.particles_.create_property("Color", data=colors)
     pipeline.add_to_scene()
     try:
         direction = [(1, 0, 0), (0, 1, 0), (0, 0, -1)][axis]
         vp = Viewport(type=Viewport.Type.Ortho, camera_dir=direction)
+        if legend is not None:
+            vp.overlays.append(legend)
         vp.zoom_all()
         vp.render_image(size=size, filename=str(path), background=(1, 1, 1), renderer=TachyonRenderer())
     finally:
