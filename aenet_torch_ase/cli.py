@@ -83,9 +83,10 @@ def _stretch(args):
     from .md.protocol import Protocol, parse_duration
     from .md.run import run
 
+    import torch
+
     out = Path(args.out)
-    calc = AenetTorch(potential_spec(args.potential), device=args.device,
-                      dtype={"float64": __import__("torch").float64, "float32": __import__("torch").float32}[args.dtype])
+    calc = AenetTorch(potential_spec(args.potential), device=args.device, dtype=getattr(torch, args.dtype))
     if args.resume:  # the protocol and the state come from the run directory
         run(read_structure(args.structure), calc, Protocol(), out, resume=True,
             potential_info=" ".join(args.potential))

@@ -54,7 +54,6 @@ def random_structure(n, cell, pbc, seed=0, min_dist=1.9):
     """n Li/Si atoms placed at random in `cell` with a minimum distance (A)."""
     rng = np.random.default_rng(seed)
     cell = np.asarray(cell, dtype=float)
-    atoms = Atoms(cell=cell, pbc=pbc)
     positions = []
     for _ in range(100000):
         if len(positions) == n:

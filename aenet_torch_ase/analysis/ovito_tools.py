@@ -156,7 +156,7 @@ def _render_matplotlib(atoms, colors, path, axis, title, cmap, vmin, vmax):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .pictures import _save
+    from .pictures import save_png
 
     u, v = [k for k in range(3) if k != axis]
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -170,5 +170,5 @@ def _render_matplotlib(atoms, colors, path, axis, title, cmap, vmin, vmax):
     ax.set_xlabel(f"{'xyz'[u]} (A)")
     ax.set_ylabel(f"{'xyz'[v]} (A)")
     ax.set_title(title)
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

@@ -13,7 +13,8 @@ from ..io.atomic_write import atomic_write_bytes
 COLORS = {"Li": "#cc80ff", "Si": "#f0c8a0", "Ti": "#bfc2c7", "O": "#ff0d0d"}
 
 
-def _save(fig, path):
+def save_png(fig, path):
+    """Write a matplotlib figure as PNG, atomically."""
     import io
 
     buf = io.BytesIO()
@@ -47,7 +48,7 @@ def plot_structure(atoms, path, *, axis: int = 2, title: str = "", max_atoms: in
     ax.set_xlabel(f"{'xyz'[u]} (A)")
     ax.set_ylabel(f"{'xyz'[v]} (A)")
     ax.set_title(title or f"{atoms.get_chemical_formula(mode='metal', empirical=True)}, {len(atoms)} atoms")
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -71,5 +72,5 @@ def plot_packing(packing, path, *, title: str = ""):
     ax.set_xlabel("x (A)")
     ax.set_ylabel("z (A)")
     ax.set_title(title or f"{len(packing.radii)} spheres, heap height {packing.height():.0f} A")
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

@@ -161,7 +161,7 @@ def _plot_series(series, path, label):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .pictures import _save
+    from .pictures import save_png
 
     fig, ax1 = plt.subplots(figsize=(6, 4))
     e = np.array(series["strain"]) * 100
@@ -172,7 +172,7 @@ def _plot_series(series, path, label):
     ax2.plot(e, np.array(series["broken_bond_fraction"]) * 100, "s--", color="tab:red", label="broken bonds")
     ax2.set_ylabel("broken bonds (%)", color="tab:red")
     ax1.set_title(f"{label}: voids and broken bonds")
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 

@@ -200,7 +200,7 @@ def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, win
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .pictures import _save
+    from .pictures import save_png
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for c in curves:
@@ -224,5 +224,5 @@ def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, win
     ax.axhline(0, color="k", lw=0.5)
     ax.legend(fontsize=8)
     ax.set_title("stress-strain (a: UTS, b: 0.2% yield, c: failure)")
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

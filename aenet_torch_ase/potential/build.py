@@ -30,7 +30,9 @@ def feature_scaling(nn: NNFile):
     avg = np.asarray(nn.sfval_avg, dtype=np.float64)
     var = np.asarray(nn.sfval_cov, dtype=np.float64) - avg**2
     sigma = np.sqrt(np.clip(var, 0.0, None))
-    scale = np.where(sigma > 1e-10, 1.0 / np.where(sigma > 1e-10, sigma, 1.0), 0.0)
+    scale = np.zeros_like(sigma)
+    usable = sigma > 1e-10
+    scale[usable] = 1.0 / sigma[usable]
     return avg, scale
 
 
