@@ -146,3 +146,19 @@ def test_predict_cli_self_contained(tmp_path, capsys, triclinic_cell):
     assert "network         : 22-7-5-1 (tanh, twist, linear)" in info
     assert main(["predict", str(tmp_path / "missing.in")]) == 2
     assert "missing.in" in capsys.readouterr().err
+
+
+def test_predict_relax(tmp_path, capsys, triclinic_cell):
+    """RELAX in predict.in relaxes the structure before the report (forces below F_conv)."""
+    files = tiny_nn_files()
+    for s, nn in files.items():
+        write_nn(nn, tmp_path / f"{s}.nn")
+    write_xsf(tmp_path / "s.xsf", triclinic_cell)
+    (tmp_path / "predict.in").write_text(
+        "TYPES\n2\nLi\nSi\nNETWORKS\nLi Li.nn\nSi Si.nn\nFORCES\nRELAX\nmethod=fire F_conv=0.02 steps=2000\n")
+    assert main(["predict", str(tmp_path / "predict.in"), str(tmp_path / "s.xsf")]) == 0
+    out = capsys.readouterr().out
+    rms = float(re.search(r"RMS force\s+:\s+(\S+)", out).group(1))
+    fmax = np.abs([float(x) for x in re.search(r"Maximum force\s+:\s+(.+)", out).group(1).split()])
+    assert np.linalg.norm(fmax) < 0.02 and rms < 0.02
+    assert "did not converge" not in out

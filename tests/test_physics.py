@@ -224,3 +224,30 @@ def test_force_loss_weight_gradients_fast_equals_reference(tiny_potential, tricl
         grads[fast] = torch.cat([(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(out, params)])
     assert grads[False].abs().max() > 1.0
     torch.testing.assert_close(grads[True], grads[False], rtol=1e-10, atol=1e-10)
+
+
+def test_species_with_different_descriptor_setups():
+    """Species files may use different Chebyshev setups (aenet allows it): each
+    atom's energy depends only on its own species' setup and network."""
+    from aenet_torch_ase.io.input_files import FingerprintSetup
+    from aenet_torch_ase.potential.new import new_nn_file
+    from conftest import random_structure
+
+    base = tiny_nn_files()
+    other = FingerprintSetup(atom="Si", env=["Si", "Li"], rmin=1.0, basis="chebyshev",
+                             radial_rc=3.6, radial_n=5, angular_rc=3.0, angular_n=2)
+    si_b = new_nn_file(other, [(4, "tanh")], {"Li": -1.9, "Si": -5.4}, seed=7, weight_scale=1.5)
+    mixed = {"Li": base["Li"], "Si": si_b}
+    model = build_model(mixed, warn=False)
+    assert len(model.descriptors) == 2 and model.cutoff == 4.0
+    a = random_structure(8, [[4.6, 0, 0], [1.1, 4.3, 0], [-0.7, 0.9, 4.9]], True, seed=3, min_dist=1.8)
+    li = np.array(a.get_chemical_symbols()) == "Li"
+    a.calc = AenetTorch(mixed)
+    e_mixed = a.get_potential_energies()
+    a.calc = AenetTorch(base)
+    np.testing.assert_allclose(e_mixed[li], a.get_potential_energies()[li], atol=1e-12)
+    a.calc = AenetTorch({"Li": tiny_nn_files(seed=5)["Li"], "Si": si_b})
+    np.testing.assert_allclose(a.get_potential_energies()[~li], e_mixed[~li], atol=1e-12)
+    assert not np.allclose(a.get_potential_energies()[li], e_mixed[li])
+    a.calc = AenetTorch(mixed)
+    np.testing.assert_allclose(a.get_forces(), fd_forces(a, AenetTorch(mixed)), atol=2e-7)
