@@ -32,6 +32,25 @@ def _convert(args):
     print(f"wrote {args.output} ({kind})")
 
 
+def _generate(args):
+    from .training.commands import generate
+
+    generate(args.generate_in, angular=args.angular)
+
+
+def _train(args):
+    from .training.commands import train
+
+    train(args.train_in, out=args.out, resume=args.resume, device=args.device, dtype=args.dtype,
+          epochs=args.epochs, checkpoint_every=args.checkpoint_every)
+
+
+def _dataset_info(args):
+    from .training.commands import info
+
+    info(args.inputs, args.out)
+
+
 def potential_spec(values):
     """['Li=Li.nn', 'Si=Si.nn'] -> dict; [path] -> path (directory or model.pt)."""
     if len(values) == 1 and "=" not in values[0]:
@@ -234,6 +253,27 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=12345)
     q.add_argument("--ascii", action="store_true", help="also write .nn.ascii files")
     q.set_defaults(func=_lammps_export)
+
+    q = sub.add_parser("generate", help="featurise the structures of an aenet generate.in (cached training set)")
+    q.add_argument("generate_in", help="aenet generate.in (OUTPUT, TYPES, SETUPS, FILES, FORCES, FORCESPERCENT)")
+    q.add_argument("--angular", choices=["2.0.4", "legacy"], default="2.0.4",
+                   help="angular descriptor convention (default: aenet >= 2.0.4)")
+    q.set_defaults(func=_generate)
+
+    q = sub.add_parser("train", help="train networks from an aenet-PyTorch train.in; writes .nn and .nn.ascii")
+    q.add_argument("train_in", help="train.in (TRAININGSET, NETWORKS, METHOD, FORCES, ...)")
+    q.add_argument("--out", help="folder for the log, plots and checkpoint (default: beside train.in)")
+    q.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    q.add_argument("--device", help="torch device (default cpu; MEMORY_MODE gpu picks cuda)")
+    q.add_argument("--dtype", choices=["float64", "float32"], help="default float64")
+    q.add_argument("--epochs", type=int, help="override ITERATIONS")
+    q.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (default 50)")
+    q.set_defaults(func=_train)
+
+    q = sub.add_parser("dataset-info", help="counts, composition and energy ranges of a data set, with a figure")
+    q.add_argument("inputs", nargs="+", help="a generate.in, or structure files (XSF, extxyz, ...)")
+    q.add_argument("--out", default=".", help="folder for dataset_info.json and composition.png")
+    q.set_defaults(func=_dataset_info)
 
     q = sub.add_parser("convert", help="convert .nn <-> .nn.ascii (direction from the input's content)")
     q.add_argument("input")

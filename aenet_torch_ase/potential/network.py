@@ -65,9 +65,15 @@ class AtomicNetwork(nn.Module):
         self.register_buffer("energy_shift", torch.tensor(float(energy_shift), dtype=torch.float64))
         self.register_buffer("e_atom", torch.tensor(float(e_atom), dtype=torch.float64))
 
-    def forward(self, features: Tensor) -> Tensor:
-        """features: (M, n_features) raw descriptors -> (M,) atomic energies in eV."""
+    def normalized(self, features: Tensor) -> Tensor:
+        """features: (M, n_features) raw descriptors -> (M,) network outputs y
+        (aenet's normalised energy; training compares these, so that large
+        E_atom never meet float32 round-off)."""
         h = (features - self.feature_shift) * self.feature_scale
         for k, layer in enumerate(self.layers):
             h = activate(layer(h), self.activations[k])
-        return h.squeeze(1) * self.energy_scale + self.energy_shift + self.e_atom
+        return h.squeeze(1)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features: (M, n_features) raw descriptors -> (M,) atomic energies in eV."""
+        return self.normalized(features) * self.energy_scale + self.energy_shift + self.e_atom
