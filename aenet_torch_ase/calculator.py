@@ -31,6 +31,7 @@ from .io.nn_ascii import write_nn_ascii
 from .io.nn_binary import nn_to_bytes, parse_nn_bytes, write_nn
 from .io.nn_file import NNFile
 from .io.potential_files import read_potential
+from .pretrained import is_pretrained_name, pretrained_path
 from .neighbors import NeighborList, pair_vectors
 from .potential.build import build_model, model_to_nn_files
 from .potential.evaluate import DEFAULT_CHUNK_PAIRS, evaluate
@@ -47,8 +48,8 @@ class AenetTorch(Calculator):
 
     Args:
         potential: `{symbol: path}` of binary `.nn` or `.nn.ascii` files, a
-            directory holding one file per species, or a `model.pt` written
-            by `save()`.
+            directory holding one file per species, a `model.pt` written
+            by `save()`, or the name of a bundled potential ("LiSi-demo").
         device: torch device ("cpu", "cuda", ...).
         dtype: torch.float64 (default; matches aenet to round-off) or torch.float32.
         angular: "2.0.4" (default, aenet >= 2.0.4) or "legacy" for potentials
@@ -78,6 +79,8 @@ class AenetTorch(Calculator):
         self.device = torch.device(device)
         self.dtype = dtype
         self.chunk_pairs = int(chunk_pairs)
+        if is_pretrained_name(potential):
+            potential = pretrained_path(potential)
         if _is_torchscript_file(potential):
             model, nn_files, angular = _load_archive(potential)
         else:
@@ -92,6 +95,11 @@ class AenetTorch(Calculator):
         self._neighbors = NeighborList(self.cutoff)
 
     # ------------------------------------------------------------------ ASE
+    @classmethod
+    def from_pretrained(cls, name: str = "LiSi-demo", **kwargs) -> "AenetTorch":
+        """A bundled potential by name (see `aenet_torch_ase.pretrained`)."""
+        return cls(pretrained_path(name), **kwargs)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms

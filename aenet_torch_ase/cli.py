@@ -51,6 +51,14 @@ def _dataset_info(args):
     info(args.inputs, args.out)
 
 
+def _demo(args):
+    from .demo import run_demo
+
+    potential = potential_spec(args.potential) if args.potential else "LiSi-demo"
+    run_demo(args.out, n_atoms=args.atoms, strain=args.strain, quick=args.quick, potential=potential,
+             device=args.device)
+
+
 def potential_spec(values):
     """['Li=Li.nn', 'Si=Si.nn'] -> dict; [path] -> path (directory or model.pt)."""
     if len(values) == 1 and "=" not in values[0]:
@@ -253,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=12345)
     q.add_argument("--ascii", action="store_true", help="also write .nn.ascii files")
     q.set_defaults(func=_lammps_export)
+
+    q = sub.add_parser("demo", help="stretch a-Li13Si4 with the bundled LiSi-demo potential and analyse it")
+    q.add_argument("--out", default="demo", help="output folder (default ./demo)")
+    q.add_argument("--atoms", type=int, help="cell size (bundled pre-relaxed cells: 1024, 256; other sizes "
+                                            "are melt-quenched first)")
+    q.add_argument("--strain", type=float, default=0.2, help="final engineering strain (default 0.2)")
+    q.add_argument("--quick", action="store_true", help="about a minute: 256 atoms, strain 0.06 at 5e10 1/s")
+    q.add_argument("--potential", nargs="+", help="instead of LiSi-demo: Li=Li.nn Si=Si.nn, a directory or model.pt")
+    q.add_argument("--device", default="cpu")
+    q.set_defaults(func=_demo)
 
     q = sub.add_parser("generate", help="featurise the structures of an aenet generate.in (cached training set)")
     q.add_argument("generate_in", help="aenet generate.in (OUTPUT, TYPES, SETUPS, FILES, FORCES, FORCESPERCENT)")

@@ -111,7 +111,12 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
         for k, frame in enumerate(tqdm(frames, desc=f"analysing {run_dir.name}", disable=not progress)):
             strain_k = frame_strains[k]
             shear = atomic_strain(frame, reference, cutoff=cutoff)["shear"]
-            v = voids(frame, probe_radius=probe_radius) if frame.pbc.all() else None
+            try:
+                v = voids(frame, probe_radius=probe_radius) if frame.pbc.all() else None
+            except RuntimeError as err:  # OVITO: cell too small for the Delaunay tessellation
+                v = None
+                if "too small" not in str(err):
+                    raise
             series["strain"].append(float(strain_k))
             series["mean_shear_strain"].append(float(shear.mean()))
             series["void_volume_A3"].append(v["void_volume_A3"] if v else float("nan"))

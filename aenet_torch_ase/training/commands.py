@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 from ..errors import InputFileError
 from ..io.training_inputs import read_generate_in, read_train_in

@@ -1,6 +1,8 @@
 """Small versions of the three kinds of structure model, with pictures.
 
-    python examples/build_models.py [--out models/] [--quick]
+    python examples/03_build_models.py [--out out/03_models] [--quick]
+
+The seed's Figs. 3-4 (structure models) at reduced size.
 
 1. bulk: a Li13Si4 crystal supercell (the seed's tensile model is
    `bulk("Li13Si4", size=(106, 126, 120))`, ~95,000 atoms);
@@ -8,9 +10,8 @@
    (the seed's are R = 30 A: `nanoparticle(crystal("Li13Si4"), 30.0)`);
 3. a stack of nanoparticles poured into a box (the seed's: 50 or 80
    particles of R = 10 and 15 A in a 100 A box);
-4. an amorphous LiSi3 cell by melt-quench. Without a potential given with
-   --potential this uses a cheap Lennard-Jones stand-in, which shows the
-   procedure, not Li-Si physics.
+4. an amorphous LiSi3 cell by melt-quench with the bundled LiSi-demo
+   potential (or --potential Li=Li.nn Si=Si.nn).
 Writes extxyz files and PNG pictures into --out.
 """
 
@@ -26,9 +27,9 @@ from aenet_torch_ase.md.structures import amorphous, bulk, crystal, nanoparticle
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="models")
+    p.add_argument("--out", default="out/03_models")
     p.add_argument("--quick", action="store_true", help="smaller still (for CI)")
-    p.add_argument("--potential", nargs="+", help="Li=Li.nn Si=Si.nn (or a directory) for the melt-quench")
+    p.add_argument("--potential", nargs="+", help="Li=Li.nn Si=Si.nn (or a directory); default LiSi-demo")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,15 +55,10 @@ def main():
     write_structure(out / "stack_Li13Si4.extxyz", stack)
     plot_structure(stack, out / "stack_Li13Si4.png", axis=1)
 
-    if args.potential:
-        from aenet_torch_ase import AenetTorch
-        from aenet_torch_ase.cli import potential_spec
+    from aenet_torch_ase import AenetTorch
+    from aenet_torch_ase.cli import potential_spec
 
-        calc = AenetTorch(potential_spec(args.potential))
-    else:
-        from ase.calculators.lj import LennardJones
-
-        calc = LennardJones(sigma=2.3, epsilon=0.1, rc=5.5, smooth=True)
+    calc = AenetTorch(potential_spec(args.potential) if args.potential else "LiSi-demo")
     glass = amorphous("LiSi3", 64 if args.quick else 216, calc,
                       melt_time=200 if args.quick else 1000, quench_time=400 if args.quick else 3000, seed=1)
     glass.calc = None
