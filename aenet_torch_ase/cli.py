@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("demo", help="stretch a-Li13Si4 with the bundled LiSi-demo potential and analyse it")
     q.add_argument("--out", default="demo", help="output folder (default ./demo)")
     q.add_argument("--atoms", type=int, help="cell size (bundled pre-relaxed cells: 1024, 256; other sizes "
-                                            "are melt-quenched first)")
+                                            "are made first: random packing annealed at 500 K)")
     q.add_argument("--strain", type=float, default=0.2, help="final engineering strain (default 0.2)")
     q.add_argument("--quick", action="store_true", help="about a minute: 256 atoms, strain 0.06 at 5e10 1/s")
     q.add_argument("--potential", nargs="+", help="instead of LiSi-demo: Li=Li.nn Si=Si.nn, a directory or model.pt")

@@ -59,7 +59,7 @@ def main():
     from aenet_torch_ase.cli import potential_spec
 
     calc = AenetTorch(potential_spec(args.potential) if args.potential else "LiSi-demo")
-    glass = amorphous("LiSi3", 64 if args.quick else 216, calc,
+    glass = amorphous("LiSi3", 64 if args.quick else 216, calc, t_melt=1200.0,
                       melt_time=200 if args.quick else 1000, quench_time=400 if args.quick else 3000, seed=1)
     glass.calc = None
     write_structure(out / "amorphous_LiSi3.extxyz", glass)

@@ -37,7 +37,7 @@ def main():
     rate, strain, relax = (5e10, 0.04, 0.1) if args.quick else (1e10, 0.2, 5.0)
     runs = []
     for comp in COMPOSITIONS:
-        atoms = amorphous(comp, n, calc, t_melt=1500.0, melt_time=melt, quench_time=quench, seed=1)
+        atoms = amorphous(comp, n, calc, t_melt=1000.0, melt_time=melt, quench_time=quench, seed=1)
         atoms.calc = None
         protocol = Protocol(mode="tensile", axis="y", strain_rate=rate, relax_time=relax, time=strain / rate * 1e12,
                             record_every=20, frame_every=200 if args.quick else 1000)

@@ -33,7 +33,7 @@ def main():
     rate, strain, relax = (5e10, 0.04, 0.1) if args.quick else (1e10, 0.3, 5.0)
     runs = []
     for comp in COMPOSITIONS:
-        glass = amorphous(comp, n_bulk, calc, t_melt=1500.0, melt_time=melt, quench_time=quench, seed=2)
+        glass = amorphous(comp, n_bulk, calc, t_melt=1000.0, melt_time=melt, quench_time=quench, seed=2)
         particle = nanoparticle(glass, radius, vacuum=8.0)
         plot_structure(particle, out / f"particle_{comp}.png", title=f"a-{comp} R = {radius:g} A")
         protocol = Protocol(mode="pull", axis="y", strain_rate=rate, relax_time=relax, time=strain / rate * 1e12,

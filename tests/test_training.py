@@ -403,3 +403,37 @@ def test_tio2_short_run_reaches_bound(tio2_set, tmp_path):
                     iter_write=50, checkpoint_every=1000)
     s = Trainer(tio2_set, c, tmp_path).train(progress=False)
     assert s["best_test"]["energy_rmse_test"] < 0.15
+
+
+def test_structures_from_ase_formats_and_cohesive_xsf(tmp_path, teacher_data):
+    """extxyz (several frames) read through ASE with energies and forces; an
+    aenet XSF with only a 'cohesive energy' line uses it as generate.x does."""
+    import ase.io
+
+    from aenet_torch_ase.training.dataset import cohesive_energy
+
+    _, paths, _ = teacher_data
+    refs = load_structures(paths[:3])
+    frames = []
+    for r in refs:
+        a = r.atoms.copy()
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        a.calc = SinglePointCalculator(a, energy=r.energy, forces=r.forces)
+        frames.append(a)
+    ase.io.write(tmp_path / "set.extxyz", frames)
+    again = load_structures([tmp_path / "set.extxyz"])
+    assert [x.name for x in again] == [f"{tmp_path / 'set.extxyz'}@{k}" for k in range(3)]
+    for a, b in zip(refs, again):
+        assert a.energy == pytest.approx(b.energy, abs=1e-6)  # extxyz keeps 8 decimals
+        np.testing.assert_allclose(a.forces, b.forces, atol=1e-7)
+    text = paths[0].read_text().replace("# total energy =", "# cohesive energy =")
+    (tmp_path / "coh.xsf").write_text(text)
+    (coh,) = load_structures([tmp_path / "coh.xsf"])
+    assert cohesive_energy(coh, E_ATOM) == pytest.approx(refs[0].energy, abs=1e-8)
+    assert cohesive_energy(refs[0], E_ATOM) == pytest.approx(
+        refs[0].energy - sum(E_ATOM[s] for s in refs[0].atoms.get_chemical_symbols()), abs=1e-8)
+    (tmp_path / "noenergy.xsf").write_text(text.splitlines()[0].replace("cohesive", "kinetic") + "\n"
+                                          + "\n".join(text.splitlines()[1:]))
+    with pytest.raises(InputFileError, match="no '# total energy"):
+        load_structures([tmp_path / "noenergy.xsf"])
