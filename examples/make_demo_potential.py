@@ -245,7 +245,7 @@ def label_and_write(structures, calc, folder: Path, prefix: str):
     return paths, kinds
 
 
-def errors_against_teacher(paths, student, teacher_e_atom):
+def errors_against_teacher(paths, student):
     """Energy RMSE per atom (eV/atom) and force RMSE over per-atom vectors (eV/A)."""
     from aenet_torch_ase.training.dataset import load_structures
 
@@ -387,7 +387,7 @@ def main():
 
     # 3. errors against the teacher on held-out structures
     student = AenetTorch({"Li": str(out / "Li.nn"), "Si": str(out / "Si.nn")})
-    held = errors_against_teacher(held_out, student, e_atom)
+    held = errors_against_teacher(held_out, student)
     counts = {}
     for k in kinds:
         counts[k.split()[0]] = counts.get(k.split()[0], 0) + 1

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ xsf/a b.xsf
     assert g.output == tmp_path / "data/LiSi.train"
     assert g.types == {"Li": -1.895, "Si": -5.425}
     assert g.setups == {"Li": tmp_path / "my setups/Li.stp", "Si": tmp_path / "Si.stp"}
-    assert g.files == [tmp_path / "xsf/a b.xsf", tmp_path.root and __import__("pathlib").Path("/abs/c.xsf")]
+    assert g.files == [tmp_path / "xsf/a b.xsf", Path("/abs/c.xsf")]
     assert g.forces and g.forces_percent == 25.0 and g.seed == 7
 
 
