@@ -13,8 +13,11 @@ energy", including the atomic reference energies of the `.nn` files).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import threading
+import zipfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -25,14 +28,14 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from . import __version__
 from ._allocator import keep_freed_memory
-from .errors import SpeciesError, StructureError
+from .errors import PotentialFileError, ResultError, SpeciesError, StructureError
 from .io.atomic_write import atomic_write_bytes
 from .io.nn_ascii import write_nn_ascii
 from .io.nn_binary import nn_to_bytes, parse_nn_bytes, write_nn
 from .io.nn_file import NNFile
 from .io.potential_files import read_potential
 from .pretrained import is_pretrained_name, pretrained_path
-from .neighbors import NeighborList, pair_vectors
+from .neighbors import DEFAULT_MAX_PAIRS, NeighborList, check_cell_images, pair_vectors
 from .potential.build import build_model, model_to_nn_files
 from .potential.evaluate import DEFAULT_CHUNK_PAIRS, evaluate
 
@@ -50,11 +53,21 @@ class AenetTorch(Calculator):
         potential: `{symbol: path}` of binary `.nn` or `.nn.ascii` files, a
             directory holding one file per species, a `model.pt` written
             by `save()`, or the name of a bundled potential ("LiSi-demo").
+            A model.pt is rebuilt from the `.nn` records it carries: no code
+            from the archive runs unless `trust_code=True`.
         device: torch device ("cpu", "cuda", ...).
         dtype: torch.float64 (default; matches aenet to round-off) or torch.float32.
         angular: "2.0.4" (default, aenet >= 2.0.4) or "legacy" for potentials
             trained with older aenet (x = 2 cos(theta)/pi - 1).
         chunk_pairs: pairs evaluated at once; bounds memory for large systems.
+        trust_code: run the TorchScript code stored in a model.pt instead of
+            rebuilding the model from its `.nn` records. Only for archives
+            you made or trust: TorchScript can read and write files.
+        max_pairs: refuse structures whose neighbour list would hold more
+            pairs than this (a thin periodic cell can ask for billions).
+
+    One calculator may be shared by several threads: calls are serialised
+    (each thread gets the results of its own structure).
 
     Results: energy, free_energy (eV), energies (eV per atom), forces (eV/A),
     stress (eV/A^3, Voigt, positive = tensile) and stresses (per-atom virial
@@ -72,17 +85,21 @@ class AenetTorch(Calculator):
         dtype=torch.float64,
         angular: str = "2.0.4",
         chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
+        trust_code: bool = False,
+        max_pairs: int = DEFAULT_MAX_PAIRS,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._lock = threading.RLock()
         keep_freed_memory()
         self.device = torch.device(device)
         self.dtype = dtype
         self.chunk_pairs = int(chunk_pairs)
+        self.max_pairs = int(max_pairs)
         if is_pretrained_name(potential):
             potential = pretrained_path(potential)
         if _is_torchscript_file(potential):
-            model, nn_files, angular = _load_archive(potential)
+            model, nn_files, angular = _load_archive(potential, trust_code=trust_code)
         else:
             nn_files = read_potential(potential)
             model = build_model(nn_files, angular=angular)
@@ -100,9 +117,32 @@ class AenetTorch(Calculator):
         """A bundled potential by name (see `aenet_torch_ase.pretrained`)."""
         return cls(pretrained_path(name), **kwargs)
 
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the potential's `.nn` records, element by element:
+        what identifies the potential in run records and checkpoints."""
+        h = hashlib.sha256()
+        for sym, nn in sorted(self.current_nn_files().items()):
+            h.update(sym.encode())
+            h.update(nn_to_bytes(nn))
+        return h.hexdigest()
+
+    def get_property(self, name, atoms=None, allow_calculation=True):
+        # ASE keeps the atoms and results on the calculator: one thread's call
+        # must not see (or overwrite) another's, so calls are serialised
+        with self._lock:
+            return super().get_property(name, atoms, allow_calculation)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        with self._lock:
+            self._calculate(atoms, properties, system_changes)
+
+    def _calculate(self, atoms, properties, system_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        if len(atoms) == 0:  # like ASE's other calculators: nothing there, nothing to pay
+            self._empty_results(atoms)
+            return
         species, positions, cell, pbc = self._validated_tensors(atoms)
         i, j, shifts = self._neighbors(positions, cell, pbc)
         vectors = pair_vectors(positions, cell, i, j, shifts).to(self.dtype)
@@ -126,6 +166,26 @@ class AenetTorch(Calculator):
             wa = result.atomic_virials.detach().cpu().double().numpy()
             wa = 0.5 * (wa + wa.transpose(0, 2, 1)) / volume
             self.results["stresses"] = full_3x3_to_voigt_6_stress(wa)
+        self._check_finite(atoms)
+
+    def _empty_results(self, atoms):
+        self.results = {"energy": 0.0, "free_energy": 0.0, "energies": np.zeros(0), "forces": np.zeros((0, 3))}
+        if atoms.cell.rank == 3:
+            self.results["stress"] = np.zeros(6)
+            self.results["stresses"] = np.zeros((0, 6))
+
+    def _check_finite(self, atoms):
+        for key in ("energies", "forces", "stress"):
+            value = self.results.get(key)
+            if value is not None and not np.all(np.isfinite(value)):
+                bad = ""
+                if key in ("energies", "forces"):
+                    rows = np.flatnonzero(~np.isfinite(np.asarray(value).reshape(len(atoms), -1)).all(axis=1))
+                    bad = f" (atoms {rows[:10].tolist()})"
+                self.results = {}
+                raise ResultError(
+                    f"the model returned non-finite {key}{bad}: the potential's weights or statistics "
+                    f"overflow for this structure (atoms far closer than in its training set?)")
 
     def _validated_tensors(self, atoms):
         symbols = atoms.get_chemical_symbols()
@@ -149,6 +209,7 @@ class AenetTorch(Calculator):
                     f"direction(s) {np.flatnonzero(pbc).tolist()}: set a proper cell "
                     f"(atoms.set_cell) or switch periodicity off (atoms.pbc = False)"
                 )
+            check_cell_images(cell, pbc, self.cutoff, len(atoms), max_pairs=self.max_pairs)
         species = torch.tensor([self._index[s] for s in symbols], dtype=torch.int64, device=self.device)
         positions = torch.tensor(pos, dtype=torch.float64, device=self.device)
         cell_t = torch.tensor(cell, dtype=torch.float64, device=self.device)
@@ -204,18 +265,44 @@ def script_model(model):
     return torch.jit.script(model)
 
 
-def _load_archive(path):
-    extra = {_ARCHIVE_META: ""}
-    model = torch.jit.load(os.fspath(path), map_location="cpu", _extra_files=extra)
+def _read_archive_meta(path) -> dict:
+    """The `.nn` records and settings stored in a model.pt by `save()`, read
+    from the zip archive directly (no TorchScript is loaded or run)."""
+    suffix = "/extra/" + _ARCHIVE_META
     try:
-        meta = json.loads(extra[_ARCHIVE_META])
-        nn_files = {
-            s: parse_nn_bytes(base64.b64decode(b), f"{path}:{s}.nn") for s, b in meta["nn_files"].items()
-        }
-    except (KeyError, ValueError) as err:
-        from .errors import PotentialFileError
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith(suffix)]
+            if not names:
+                raise PotentialFileError(f"{path}: not a model archive written by AenetTorch.save() "
+                                         f"(it holds no {_ARCHIVE_META})")
+            meta = json.loads(z.read(names[0]).decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError, ValueError) as err:
+        raise PotentialFileError(f"{path}: not a readable model archive ({type(err).__name__}: {err}); "
+                                 f"write it with AenetTorch.save() or use the .nn files") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("nn_files"), dict) or not meta["nn_files"]:
+        raise PotentialFileError(f"{path}: its {_ARCHIVE_META} lists no .nn records")
+    return meta
 
-        raise PotentialFileError(
-            f"{path}: not a model archive written by AenetTorch.save() ({err})"
-        ) from err
-    return model, nn_files, meta.get("angular", "2.0.4")
+
+def _load_archive(path, trust_code: bool = False):
+    """(model, nn_files, angular) of a model.pt. The model is rebuilt from
+    the stored `.nn` records unless `trust_code`, which runs the archive's
+    TorchScript instead."""
+    meta = _read_archive_meta(path)
+    try:
+        nn_files = {
+            s: parse_nn_bytes(base64.b64decode(b, validate=True), f"{path}:{s}.nn")
+            for s, b in meta["nn_files"].items()
+        }
+    except (TypeError, ValueError) as err:
+        raise PotentialFileError(f"{path}: damaged .nn records in the archive ({err})") from None
+    angular = meta.get("angular", "2.0.4")
+    if angular not in ("2.0.4", "legacy"):
+        raise PotentialFileError(f"{path}: unknown angular convention {angular!r} in the archive")
+    if not trust_code:
+        return build_model(nn_files, angular=angular), nn_files, angular
+    try:
+        model = torch.jit.load(os.fspath(path), map_location="cpu")
+    except Exception as err:  # torch raises RuntimeError and others for a damaged archive
+        raise PotentialFileError(f"{path}: the TorchScript model cannot be loaded ({err})") from None
+    return model, nn_files, angular

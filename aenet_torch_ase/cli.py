@@ -41,8 +41,8 @@ def _generate(args):
 def _train(args):
     from .training.commands import train
 
-    train(args.train_in, out=args.out, resume=args.resume, device=args.device, dtype=args.dtype,
-          epochs=args.epochs, checkpoint_every=args.checkpoint_every)
+    train(args.train_in, out=args.out, resume=args.resume, overwrite=args.overwrite, device=args.device,
+          dtype=args.dtype, epochs=args.epochs, checkpoint_every=args.checkpoint_every)
 
 
 def _dataset_info(args):
@@ -56,7 +56,25 @@ def _demo(args):
 
     potential = potential_spec(args.potential) if args.potential else "LiSi-demo"
     run_demo(args.out, n_atoms=args.atoms, strain=args.strain, quick=args.quick, potential=potential,
-             device=args.device)
+             device=args.device, overwrite=args.overwrite, trust_code=args.trust_model_code)
+
+
+def _calculator(args, **kwargs):
+    """AenetTorch of --potential (and --trust-model-code for a model.pt)."""
+    from .calculator import AenetTorch
+
+    return AenetTorch(potential_spec(args.potential), trust_code=getattr(args, "trust_model_code", False),
+                      **kwargs)
+
+
+def _duration(text, option):
+    from .errors import ProtocolError
+    from .md.protocol import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ProtocolError(f"{option} {text!r}: give a duration such as 20ps, 500fs or 2ns") from None
 
 
 def potential_spec(values):
@@ -66,7 +84,9 @@ def potential_spec(values):
     spec = {}
     for v in values:
         if "=" not in v:
-            raise SystemExit(f"--potential: give 'Li=Li.nn Si=Si.nn', a directory or a model.pt, not {v!r}")
+            from .errors import InputFileError
+
+            raise InputFileError(f"--potential: give 'Li=Li.nn Si=Si.nn', a directory or a model.pt, not {v!r}")
         sym, path = v.split("=", 1)
         spec[sym] = path
     return spec
@@ -84,9 +104,11 @@ def _build(args):
     elif args.kind == "nanoparticle":
         atoms = structures.nanoparticle(structures.crystal(args.source), args.radius, vacuum=args.vacuum)
     elif args.kind == "amorphous":
-        from .calculator import AenetTorch
+        if not args.potential:
+            from .errors import InputFileError
 
-        calc = AenetTorch(potential_spec(args.potential), device=args.device)
+            raise InputFileError("build amorphous needs --potential (Li=Li.nn Si=Si.nn, a directory or model.pt)")
+        calc = _calculator(args, device=args.device)
         atoms = structures.amorphous(args.source, args.atoms, calc, density=args.density, seed=args.seed,
                                      t_melt=args.t_melt, melt_time=args.melt_time, quench_time=args.quench_time)
         atoms.calc = None
@@ -105,18 +127,22 @@ def _build(args):
 def _stretch(args):
     from pathlib import Path
 
-    from .calculator import AenetTorch
+    from .errors import InputFileError
     from .io.xsf import read_structure
-    from .md.protocol import Protocol, parse_duration
+    from .md.protocol import Protocol
     from .md.run import run
 
     import torch
 
     out = Path(args.out)
-    calc = AenetTorch(potential_spec(args.potential), device=args.device, dtype=getattr(torch, args.dtype))
-    if args.resume:  # the protocol and the state come from the run directory
-        run(read_structure(args.structure), calc, Protocol(), out, resume=True,
-            potential_info=" ".join(args.potential))
+    if args.resume and args.overwrite:
+        raise InputFileError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    if not args.resume and not args.structure:
+        raise InputFileError("give the structure file (only --resume can do without it)")
+    calc = _calculator(args, device=args.device, dtype=getattr(torch, args.dtype))
+    if args.resume:  # the protocol, the structure and the state come from the run directory
+        atoms = read_structure(args.structure) if args.structure else None
+        run(atoms, calc, Protocol(), out, resume=True, potential_info=" ".join(args.potential))
         print(f"resumed and finished {out}")
         return
     mode = args.mode
@@ -124,12 +150,13 @@ def _stretch(args):
         mode = "compress"
     protocol = Protocol(
         mode=mode, axis=args.axis, strain_rate=abs(args.rate) if mode == "compress" else args.rate,
-        temperature=args.temperature, timestep=args.timestep, relax_time=parse_duration(args.relax),
-        time=parse_duration(args.time), pressure=args.pressure, lateral=args.lateral,
+        temperature=args.temperature, timestep=args.timestep, relax_time=_duration(args.relax, "--relax"),
+        time=_duration(args.time, "--time"), pressure=args.pressure, lateral=args.lateral,
         minimize_fmax=args.fmax, record_every=args.record_every, frame_every=args.frame_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, fixed_fraction=args.fixed_fraction,
     )
-    run(read_structure(args.structure), calc, protocol, out, potential_info=" ".join(args.potential))
+    run(read_structure(args.structure), calc, protocol, out, overwrite=args.overwrite,
+        potential_info=" ".join(args.potential))
     print(f"finished: {out}/stress_strain.csv, trajectory.extxyz, run.json")
 
 
@@ -140,25 +167,33 @@ def _analyze(args):
                         cutoff=args.cutoff, probe_radius=args.probe, slab_width=args.slab_width, axis=args.axis)
     for s in summaries:
         e, u = s["young_modulus_GPa"], s["ultimate_tensile_strength_GPa"]
-        print(f"{s['label']}: E = {e['value']:.2f} +/- {e['stderr']:.2f} GPa, UTS = {u['stress']:.2f} GPa "
+        modulus = f"E = {e['value']:.2f} +/- {e['stderr']:.2f} GPa" if e["value"] is not None else \
+            f"E not measured ({e['note']})"
+        print(f"{s['label']}: {modulus}, UTS = {u['stress']:.2f} GPa "
               f"at {u['strain']:.2%} strain -> {s['label']}/analysis/report.md")
 
 
 def _lammps_export(args):
-    from .calculator import AenetTorch
     from .io.xsf import read_structure
     from .lammps.export import export_run
-    from .md.protocol import Protocol, parse_duration
+    from .md.protocol import Protocol
 
-    calc = AenetTorch(potential_spec(args.potential))
+    calc = _calculator(args)
     mode = {"tensile": "tensile", "compress": "compress", "pull": "pull", "nvt": "nvt"}[args.protocol]
     protocol = Protocol(mode=mode, axis=args.axis, strain_rate=abs(args.rate), temperature=args.temperature,
-                        timestep=args.timestep, relax_time=parse_duration(args.relax), time=parse_duration(args.time),
+                        timestep=args.timestep, relax_time=_duration(args.relax, "--relax"),
+                        time=_duration(args.time, "--time"),
                         pressure=args.pressure, lateral=args.lateral, record_every=args.record_every,
                         frame_every=args.frame_every, seed=args.seed, fixed_fraction=args.fixed_fraction)
     out = export_run(args.out, read_structure(args.structure), protocol, calc.current_nn_files(), ascii=args.ascii)
     print(f"wrote {out}/in.lammps, data.lmp, {', '.join(e + '.nn' for e in calc.elements)}, README.txt; "
           f"run: cd {out} && mpirun -np N lmp -in in.lammps")
+
+
+def _trust_option(q):
+    q.add_argument("--trust-model-code", action="store_true",
+                   help="run the TorchScript code inside a model.pt (default: rebuild the model from the .nn "
+                        "records it carries, running no code from the file); only for archives you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--radius", type=float, default=30.0, help="nanoparticle radius (A)")
     q.add_argument("--vacuum", type=float, default=10.0, help="nanoparticle: vacuum around it (A)")
     q.add_argument("--potential", nargs="+", help="amorphous: Li=Li.nn Si=Si.nn, a directory or model.pt")
+    _trust_option(q)
     q.add_argument("--device", default="cpu")
     q.add_argument("--density", type=float, help="amorphous: g/cm^3 (default: Li-Si estimate)")
     q.add_argument("--t-melt", type=float, default=2000.0, help="amorphous: melt temperature (K)")
@@ -204,9 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_build)
 
     q = sub.add_parser("stretch", help="minimise, NVT, then uniaxial tension/compression (or pull) in ASE")
-    q.add_argument("structure", help="structure file (extxyz, aenet XSF, CIF, LAMMPS data, ...)")
+    q.add_argument("structure", nargs="?", help="structure file (extxyz, aenet XSF, CIF, LAMMPS data, ...); "
+                                                "optional with --resume (the run's checkpoint holds it)")
     q.add_argument("--potential", nargs="+", required=True, help="Li=Li.nn Si=Si.nn, a directory, or model.pt")
+    _trust_option(q)
     q.add_argument("--out", required=True, help="run directory (stress_strain.csv, trajectory.extxyz, run.json)")
+    q.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (its files are removed)")
     q.add_argument("--mode", choices=["tensile", "compress", "pull", "nvt"], default="tensile",
                    help="pull: non-periodic particles/stacks, one half fixed, the other pulled")
     q.add_argument("--axis", choices=["x", "y", "z"], default="y")
@@ -223,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frame-every", type=int, default=1000, help="steps between trajectory frames")
     q.add_argument("--checkpoint-every", type=int, default=1000)
     q.add_argument("--seed", type=int, default=12345, help="initial velocities")
-    q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint (same "
+                                                          "potential; the structure is checked against it)")
     q.add_argument("--device", default="cpu")
     q.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     q.set_defaults(func=_stretch)
@@ -244,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     lsub = q.add_subparsers(dest="lammps_command", required=True)
     q = lsub.add_parser("export", help="write .nn files, data.lmp and in.lammps for a protocol")
     q.add_argument("--potential", nargs="+", required=True, help="Li=Li.nn Si=Si.nn, a directory, or model.pt")
+    _trust_option(q)
     q.add_argument("--structure", required=True)
     q.add_argument("--protocol", choices=["tensile", "compress", "pull", "nvt"], default="tensile")
     q.add_argument("--out", required=True)
@@ -267,8 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--atoms", type=int, help="cell size (bundled pre-relaxed cells: 1024, 256; other sizes "
                                             "are made first: random packing annealed at 500 K)")
     q.add_argument("--strain", type=float, default=0.2, help="final engineering strain (default 0.2)")
-    q.add_argument("--quick", action="store_true", help="about a minute: 256 atoms, strain 0.06 at 5e10 1/s")
+    q.add_argument("--quick", action="store_true", help="about a minute: the same cell (1,024 atoms), 0.5 ps NVT, "
+                                                        "then strain to 3 %% at 1e10 1/s (the elastic part only)")
     q.add_argument("--potential", nargs="+", help="instead of LiSi-demo: Li=Li.nn Si=Si.nn, a directory or model.pt")
+    _trust_option(q)
+    q.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
     q.add_argument("--device", default="cpu")
     q.set_defaults(func=_demo)
 
@@ -282,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("train_in", help="train.in (TRAININGSET, NETWORKS, METHOD, FORCES, ...)")
     q.add_argument("--out", help="folder for the log, plots and checkpoint (default: beside train.in)")
     q.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    q.add_argument("--overwrite", action="store_true", help="replace an earlier training in --out (its files "
+                                                             "and networks are removed first)")
     q.add_argument("--device", help="torch device (default cpu; MEMORY_MODE gpu picks cuda)")
     q.add_argument("--dtype", choices=["float64", "float32"], help="default float64")
     q.add_argument("--epochs", type=int, help="override ITERATIONS")
@@ -304,11 +350,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (AenetError, FileNotFoundError) as err:
+    except AenetError as err:
         print(f"aenet-torch {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except OSError as err:  # files and folders: missing, unreadable, read-only, disk full
+        what = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+        print(f"aenet-torch {args.command}: error: {what}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(f"interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
         return 130
     return 0
 

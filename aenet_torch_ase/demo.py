@@ -118,18 +118,38 @@ def starting_cell(n_atoms: Optional[int], calc, progress: bool = True, seed: int
     return make_cell(n_atoms, calc, seed=seed, progress=progress)
 
 
+DEMO_FILES = ("summary.json", "start.extxyz", "run")
+
+
 def run_demo(out="demo", *, n_atoms: Optional[int] = None, strain: float = 0.2, quick: bool = False,
-             potential="LiSi-demo", device: str = "cpu", timestep: float = 2.0, progress: bool = True) -> dict:
-    """Run the demo into `out`; returns the summary (also out/summary.json)."""
-    from .analysis.report import analyze_run
+             potential="LiSi-demo", device: str = "cpu", timestep: float = 2.0, progress: bool = True,
+             overwrite: bool = False, trust_code: bool = False) -> dict:
+    """Run the demo into `out`; returns the summary (also out/summary.json).
+    An earlier demo in `out` is refused unless `overwrite`; a demo that
+    fails leaves no folder it created empty behind."""
     from .calculator import AenetTorch
+    from .io.run_dirs import prepare_run_dir
+
+    out = Path(out)
+    created = not out.exists()
+    calc = AenetTorch(potential, device=device, trust_code=trust_code)  # bad potentials fail before any file
+    prepare_run_dir(out, DEMO_FILES, overwrite=overwrite, what="demo")
+    try:
+        return _demo(out, calc, n_atoms=n_atoms, strain=strain, quick=quick, potential=potential,
+                     timestep=timestep, progress=progress)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, progress) -> dict:
+    from .analysis.report import analyze_run
+    from .io.atomic_write import atomic_write_text
     from .md.protocol import Protocol
     from .md.run import run
 
     t0 = time.time()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    calc = AenetTorch(potential, device=device)
     rate = 1e10
     if quick:
         strain, relax = min(strain, 0.03), 0.5
@@ -166,9 +186,10 @@ def run_demo(out="demo", *, n_atoms: Optional[int] = None, strain: float = 0.2, 
                   "analysis": str(out / "run" / "analysis" / "summary.json"), "run": str(out / "run")},
         "wall_time_s": time.time() - t0,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Young's modulus {e['value']:.1f} +- {e['stderr']:.1f} GPa (fit to strain 0-{window[1]:.0%}, "
-          f"R2 {e['r2']:.2f}); "
+    atomic_write_text(str(out / "summary.json"), json.dumps(summary, indent=2) + "\n")
+    measured = (f"{e['value']:.1f} +- {e['stderr']:.1f} GPa (fit to strain 0-{window[1]:.0%}, R2 {e['r2']:.2f})"
+                if e["value"] is not None else f"not measured ({e['note']})")
+    print(f"Young's modulus {measured}; "
           f"seed: {SEED_MODULUS_SIMULATION} GPa (simulation), {SEED_MODULUS_EXPERIMENT} GPa (nanoindentation)")
     print(f"ultimate tensile strength {uts['stress']:.2f} GPa at strain {uts['strain']:.3f}")
     print(f"wrote {summary['files']['stress_strain']}, {len(summary['files']['shear_strain'])} shear-strain "

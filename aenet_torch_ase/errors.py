@@ -27,3 +27,12 @@ class StructureError(AenetError, ValueError):
 
 class ProtocolError(AenetError, ValueError):
     """A simulation protocol setting is out of range or inconsistent."""
+
+
+class OutputError(AenetError, ValueError):
+    """An output folder or file cannot be written, or holds an earlier run
+    that would be overwritten (pass overwrite=True / --overwrite)."""
+
+
+class ResultError(AenetError, ArithmeticError):
+    """A model returned a non-finite energy, force or stress."""

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .calculator import AenetTorch
+from .errors import InputFileError
 from .io.input_files import read_predict_in
 from .io.xsf import read_structure
 
@@ -80,7 +81,7 @@ def relax(atoms, settings: dict):
     methods = {"bfgs": BFGS, "lbfgs": LBFGS, "fire": FIRE}
     name = settings.get("method", "bfgs").lower()
     if name not in methods:
-        raise ValueError(f"RELAX method={name!r} is not available; use one of {sorted(methods)}")
+        raise InputFileError(f"RELAX method={name!r} is not available; use one of {sorted(methods)}")
     fmax = float(settings.get("f_conv", 0.01))
     steps = int(settings.get("steps", 99))
     opt = methods[name](atoms, logfile=None)
@@ -97,7 +98,7 @@ def run_predict(predict_in, structures: Optional[List[str]] = None, *, angular: 
     calc = AenetTorch({t: inp.networks[t] for t in inp.types}, angular=angular, device=device)
     files = [Path(s) for s in structures] if structures else inp.files
     if not files:
-        raise ValueError(f"{predict_in}: no FILES section and no structure given on the command line")
+        raise InputFileError(f"{predict_in}: no FILES section and no structure given on the command line")
     out.write(f" Species: {' '.join(calc.elements)}  (angular convention: {calc.angular})\n\n")
     show_bar = len(files) > 1 and out is not sys.stderr
     for number, path in enumerate(tqdm(files, desc="structures", disable=not show_bar, file=sys.stderr), 1):

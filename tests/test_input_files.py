@@ -29,7 +29,7 @@ def test_predict_in_keywords(tmp_path):
     assert inp.networks["Li"] == tmp_path / "pots/Li.nn"
     assert inp.networks["Si"] == tmp_path / "pots dir/Si.nn"
     assert inp.forces and inp.print_atomic_energies and inp.verbosity == "high"
-    assert inp.relax == {"method": "bfgs", "f_conv": "0.05", "steps": "20"}
+    assert inp.relax == {"method": "bfgs", "f_conv": 0.05, "steps": 20}
     assert inp.files == [tmp_path / "structures/a.xsf", tmp_path / "b.xsf"]
 
 
@@ -66,7 +66,7 @@ def test_fingerprint_setup_errors(tmp_path):
     with pytest.raises(InputFileError, match="line 4: Behler2011 .*not supported yet"):
         read_fingerprint_setup(p)
     p.write_text("ATOM Ti\nENV 1\nTi\nBASIS type=Chebyshev\nradial_rc = 8.0 radial_N = 16 angular_Rc = 6.5 angular_N = 4\n")
-    with pytest.raises(InputFileError, match=r"line 5: Chebyshev parameters \['radial_Rc'\] missing"):
+    with pytest.raises(InputFileError, match=r"line 5: unknown Chebyshev parameters \['radial_rc'\]"):
         read_fingerprint_setup(p)
 
 

@@ -114,7 +114,7 @@ xsf/a b.xsf
     ("TYPES\n1\nLi -1.9x\nSETUPS\nLi a.stp\nFILES\n1\na.xsf\n", "line 3: atomic energy of Li"),
     ("TYPES\n2\nLi -1.9\nSi -5\nSETUPS\nLi a.stp\nFILES\n1\na.xsf\n", "no SETUPS entry for ['Si']"),
     ("TYPES\n1\nLi -1.9\nSETUPS\nLi a.stp\nFORCESPERCENT 120\nFILES\n1\na.xsf\n", "line 6: FORCESPERCENT must be"),
-    ("TYPES\n1\nLi -1.9\nSETUPS\nLi a.stp\nFILES\n3\na.xsf\n", "line 6: file ends where the data of FILES"),
+    ("TYPES\n1\nLi -1.9\nSETUPS\nLi a.stp\nFILES\n3\na.xsf\n", "line 6: FILES announces 3 entries but the file ends after 1"),
     ("TYPES\n1\nLi -1.9\nSETUPS\nLi a.stp b\n", "line 5: SETUPS line needs"),
 ])
 def test_generate_in_errors(tmp_path, text, message):
@@ -154,9 +154,9 @@ NETWORKS
     assert t.save_energies and t.save_forces and t.verbose
     assert t.method == "adam" and t.method_params == {"lr": 0.003, "lr_final": 1e-5}
     assert t.regularization == 0.001
-    assert t.networks["Ti"].file == tmp_path / "nets/Ti.nn"
+    assert t.networks["Ti"].file == Path("nets/Ti.nn")  # resolved in the output folder when training
     assert t.networks["Ti"].hidden == [(5, "tanh"), (4, "t")]
-    assert t.networks["O"].file == tmp_path / "my nets/O.nn" and t.networks["O"].hidden == [(3, "sigmoid")]
+    assert t.networks["O"].file == Path("my nets/O.nn") and t.networks["O"].hidden == [(3, "sigmoid")]
     # aenet train.x's METHOD line ('adam mu=...') is read too; forces without an alpha line
     f2 = write(tmp_path / "t2.in", "TRAININGSET x\nMETHOD\nadamw mu=0.01\nFORCES\nNETWORKS\nTi Ti.nn 1 2:tanh\n")
     t2 = read_train_in(f2)
@@ -345,7 +345,9 @@ def test_generate_train_and_dataset_info_cli(teacher_data, tmp_path, capsys):
     assert main(["generate", str(tmp_path / "generate.in")]) == 0
     assert (tmp_path / "LiSi.train").is_file()
     assert main(["train", str(tmp_path / "train.in"), "--out", str(tmp_path / "run")]) == 0
-    assert (tmp_path / "Li.5t.nn").is_file() and (tmp_path / "Si.5t.nn.ascii").is_file()
+    # the networks go into the output folder (relative NETWORKS names resolve there)
+    assert (tmp_path / "run" / "Li.5t.nn").is_file() and (tmp_path / "run" / "Si.5t.nn.ascii").is_file()
+    assert not (tmp_path / "Li.5t.nn").exists()
     assert (tmp_path / "run" / "train_log.csv").is_file()
     assert main(["dataset-info", str(tmp_path / "generate.in"), "--out", str(tmp_path / "info")]) == 0
     info = json.loads((tmp_path / "info" / "dataset_info.json").read_text())

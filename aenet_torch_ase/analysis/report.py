@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..io.atomic_write import atomic_write_text
+from ..io.records import read_frames
 from .stress_strain import StressStrain, plot_curves
 
 AXES = "xyz"
@@ -32,7 +33,7 @@ def load_frames(run_dir: Path, axis: str = "y"):
 
     traj = run_dir / "trajectory.extxyz"
     if traj.exists():
-        frames = [f for f in ase.io.read(traj, ":") if f.info.get("stage", "load") == "load"]
+        frames = [f for f in read_frames(traj) if f.info.get("stage", "load") == "load"]
         for f in frames:
             f.info.setdefault("strain", 0.0)
         return frames
@@ -84,6 +85,12 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
     from .ovito_tools import atomic_strain, render_cross_section, voids
 
     run_dir = Path(run_dir)
+    check_window(window)
+    if not run_dir.is_dir():
+        raise InputFileError(f"{run_dir} is not a folder: give a run folder of 'aenet-torch stretch' "
+                             f"(or of the LAMMPS deck)")
+    if not (run_dir / "stress_strain.csv").exists() and not (run_dir / "log.lammps").exists():
+        raise InputFileError(f"{run_dir}: neither stress_strain.csv nor log.lammps found: not a run folder")
     out = run_dir / "analysis"
     out.mkdir(exist_ok=True)
     if (run_dir / "stress_strain.csv").exists():
@@ -189,8 +196,9 @@ def _report(summary) -> str:
     lines = [
         f"# Analysis of {summary['label']}",
         "",
-        f"- Young's modulus: {e['value']:.2f} +/- {e['stderr']:.2f} GPa (R^2 {e['r2']:.3f}, "
-        f"strain window {e['window'][0]:.3f}-{e['window'][1]:.3f})",
+        (f"- Young's modulus: {e['value']:.2f} +/- {e['stderr']:.2f} GPa (R^2 {e['r2']:.3f}, "
+         f"strain window {e['window'][0]:.3f}-{e['window'][1]:.3f})" if e["value"] is not None else
+         f"- Young's modulus: not measured: {e['note']}"),
         f"- ultimate tensile strength: {u['stress']:.2f} GPa at {u['strain']:.2%} strain",
         f"- yield (0.2% offset): " + (f"{y['stress']:.2f} GPa at {y['strain']:.2%}" if y else "not reached"),
         f"- failure (largest stress drop): " + (f"at {f['strain']:.2%}" if f else "none"),
@@ -205,8 +213,15 @@ def _report(summary) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_window(window) -> None:
+    if len(window) != 2 or not window[0] < window[1] or window[0] < 0:
+        raise InputFileError(f"elastic window {list(window)}: give two strains, low then high "
+                             f"(e.g. 0 0.02), with 0 <= low < high")
+
+
 def analyze(run_dirs, *, out=None, **kwargs) -> list:
     """Analyse several runs; overlay their stress-strain curves."""
+    check_window(kwargs.get("window", (0.0, 0.02)))
     summaries = [analyze_run(d, **kwargs) for d in run_dirs]
     if len(run_dirs) > 1:
         curves = []

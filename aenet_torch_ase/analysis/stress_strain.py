@@ -19,7 +19,6 @@ Definitions (all on the curve along the loading axis):
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputFileError
+from ..io.records import read_csv_rows
 
 AXIS_COLUMN = {"x": "sxx_GPa", "y": "syy_GPa", "z": "szz_GPa"}
 PRESSURE_COLUMN = {"x": "Pxx", "y": "Pyy", "z": "Pzz"}
@@ -66,12 +66,17 @@ class StressStrain:
         if (run_dir / "run.json").exists():
             proto = json.loads((run_dir / "run.json").read_text())["protocol"]
             mode, axis = proto["mode"], proto["axis"]
-        with open(csv_path) as f:
-            rows = [r for r in csv.DictReader(f) if r["stage"] == "load"]
+        header, table = read_csv_rows(csv_path)  # a torn last line is skipped with a warning
+        if "stage" not in header:
+            raise InputFileError(f"{csv_path}: no 'stage' column: not a stress_strain.csv of aenet-torch stretch")
+        rows = [dict(zip(header, r)) for r in table if r[header.index("stage")] == "load"]
         if len(rows) < 3:
             raise InputFileError(f"{csv_path}: fewer than 3 rows of the loading stage")
         column = "pull_stress_GPa" if mode == "pull" else AXIS_COLUMN[axis]
-        data = {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "stage"}
+        try:
+            data = {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "stage"}
+        except ValueError as err:
+            raise InputFileError(f"{csv_path}: a value is not a number ({err})") from None
         return cls(strain=data["strain"], stress=data[column], label=label or run_dir.name, axis=axis,
                    time_ps=data["time_ps"], extra=data)
 
@@ -103,9 +108,21 @@ class StressStrain:
         return savgol_filter(self.stress, w, 2, mode="interp")
 
     def young_modulus(self, window: Sequence[float] = (0.0, 0.02)) -> Dict[str, float]:
+        """Least-squares slope (GPa) over `window`. When the run did not reach
+        the window's end (or it holds fewer than 3 points) no modulus is
+        given: value None and a `note` saying why (a partial fit can even be
+        negative)."""
         sel = (self.strain >= window[0]) & (self.strain <= window[1])
-        if sel.sum() < 3:
-            raise ValueError(f"fewer than 3 points in the elastic window {window}")
+        reached = float(self.strain.max()) if len(self.strain) else 0.0
+        note = None
+        if reached < window[1] * (1 - 1e-6):
+            note = (f"the run reached strain {reached:.4f}, below the end of the elastic window "
+                    f"{window[0]:g}-{window[1]:g}: run further or choose a smaller --window")
+        elif sel.sum() < 3:
+            note = f"fewer than 3 points in the elastic window {window[0]:g}-{window[1]:g}: record more often"
+        if note is not None:
+            return {"value": None, "stderr": None, "r2": None, "intercept": None,
+                    "window": [float(window[0]), float(window[1])], "note": note}
         x, y = self.strain[sel], self.stress[sel]
         (slope, intercept), cov = np.polyfit(x, y, 1, cov=True)
         fit = slope * x + intercept
@@ -120,6 +137,8 @@ class StressStrain:
 
     def yield_point(self, offset: float = 0.002, window=(0.0, 0.02), smooth_points: int = 11):
         e = self.young_modulus(window)
+        if e["value"] is None:
+            return None
         s = self.smoothed(smooth_points)
         line = e["value"] * (self.strain - offset) + e["intercept"]
         after = self.strain > window[1] * 0.5
@@ -209,9 +228,10 @@ def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, win
         ax.plot(c.strain * 100, s, color=line.get_color(), lw=2.0)
         if marks:
             e = c.young_modulus(window)
-            xs = np.linspace(0, min(c.strain.max(), 3 * window[1]), 20)
-            ax.plot(xs * 100, e["value"] * xs + e["intercept"], "--", color=line.get_color(), lw=1,
-                    label=f"E = {e['value']:.1f} GPa")
+            if e["value"] is not None:
+                xs = np.linspace(0, min(c.strain.max(), 3 * window[1]), 20)
+                ax.plot(xs * 100, e["value"] * xs + e["intercept"], "--", color=line.get_color(), lw=1,
+                        label=f"E = {e['value']:.1f} GPa")
             points = [("a", c.ultimate()), ("b", c.yield_point(window=window)), ("c", c.failure_strain())]
             for name, pnt in points:
                 if pnt is None:

@@ -1,12 +1,48 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
-A reader (or a crash) never sees a half-written file.
+A reader (or a crash) never sees a half-written file. The new file gets the
+permissions an ordinary `open(path, "w")` would give it (0666 less the
+umask: 0644 under umask 022), or keeps the mode of the file it replaces;
+the directory is synced after the rename so the rename itself survives a
+power cut.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+import threading
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some file systems do not open directories; the data itself is synced
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
@@ -14,19 +50,33 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)  # replacing: keep the file's mode
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_directory(directory)
 
 
 def atomic_write_text(path: str, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def append_text(path, text: str) -> None:
+    """Append `text` to `path` in one write call (a row or a whole frame), so
+    a crash or a full disk can tear at most the last record, never interleave."""
+    with open(path, "a") as f:
+        f.write(text)
+        f.flush()

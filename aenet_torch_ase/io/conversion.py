@@ -15,6 +15,17 @@ def convert_potential(src, dst) -> str:
     identical bytes. Binary -> ASCII keeps every field; reals are printed as
     %24.17f as aenet-PyTorch does, so very small weights lose digits.
     """
+    import os
+    from pathlib import Path
+
+    from ..errors import InputFileError
+
+    src_path, dst_path = Path(src), Path(dst)
+    if not src_path.is_file():
+        raise InputFileError(f"convert: input {src} does not exist")
+    if src_path.resolve() == dst_path.resolve() or (dst_path.exists() and os.path.samefile(src_path, dst_path)):
+        raise InputFileError(f"convert: input and output are the same file ({src}); the conversion would "
+                             f"replace it with the other format: give another output name")
     if is_ascii_potential(src):
         write_nn(to_binary_compatible(read_nn_ascii(src)), dst)
         return "ASCII -> binary .nn"

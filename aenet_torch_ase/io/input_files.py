@@ -22,7 +22,7 @@ class KeywordLines:
     def __init__(self, path):
         self.path = Path(path)
         try:
-            text = self.path.read_text()
+            text = self.path.read_text(encoding="utf-8-sig")  # a byte-order mark is not a keyword
         except (OSError, UnicodeDecodeError) as err:
             raise InputFileError(f"cannot read input file {self.path}: {err}") from err
         self.lines = []  # (line number, text)
@@ -49,6 +49,30 @@ class KeywordLines:
         if self.pos >= len(self.lines):
             raise self.error(f"file ends where the data of {after_keyword} should follow", after_number)
         return next(self)
+
+
+def counted_lines(f: "KeywordLines", keyword: str, number: int, n: int, keywords) -> list:
+    """The `n` data lines of a counted block (TYPES, FILES, ...), checking the
+    count: a keyword inside the block, or a data line after it, means the
+    announced number is wrong (say so, instead of 'unknown keyword')."""
+    if n < 0:
+        raise f.error(f"{keyword}: the number of entries must not be negative, got {n}", number)
+    out = []
+    for _ in range(n):
+        if f.pos >= len(f.lines):
+            raise f.error(f"{keyword} announces {n} entries but the file ends after {len(out)}: "
+                          f"correct the count", number)
+        line_number, text = f.lines[f.pos]
+        if text.split()[0].upper() in keywords:
+            raise f.error(f"{keyword} announces {n} entries but only {len(out)} come before "
+                          f"{text.split()[0]} (line {line_number}): correct the count", number)
+        out.append(next(f))
+    if f.pos < len(f.lines):
+        line_number, text = f.lines[f.pos]
+        if text.split()[0].upper() not in keywords:
+            raise f.error(f"{keyword} announces {n} entries but more follow (line {line_number}: "
+                          f"{text!r}): correct the count", number)
+    return out
 
 
 def fortran_float(text: str, where: KeywordLines, number: int, what: str) -> float:
@@ -98,6 +122,10 @@ class PredictInput:
     debug: bool = False
 
 
+PREDICT_KEYWORDS = ("TYPES", "NETWORKS", "FILES", "FORCES", "PRINT_ATOMIC_ENERGIES", "RELAX", "VERBOSITY",
+                    "TIMING", "DEBUG")
+
+
 def read_predict_in(path) -> PredictInput:
     """Read aenet's `predict.in` (TYPES, NETWORKS, FILES, FORCES, RELAX, ...)."""
     f = KeywordLines(path)
@@ -112,8 +140,7 @@ def read_predict_in(path) -> PredictInput:
         if key == "TYPES":
             n_line, n_text = f.next_line("TYPES", number)
             n = fortran_int(n_text.split()[0], f, n_line, "number of TYPES")
-            for _ in range(n):
-                t_line, t_text = f.next_line("TYPES", number)
+            for t_line, t_text in counted_lines(f, "TYPES", number, n, PREDICT_KEYWORDS):
                 types.append(t_text.split()[0])
         elif key == "NETWORKS":
             n_needed = len(types) if types else None
@@ -131,8 +158,7 @@ def read_predict_in(path) -> PredictInput:
         elif key == "FILES":
             n_line, n_text = f.next_line("FILES", number)
             n = fortran_int(n_text.split()[0], f, n_line, "number of FILES")
-            for _ in range(n):
-                p_line, p_text = f.next_line("FILES", number)
+            for p_line, p_text in counted_lines(f, "FILES", number, n, PREDICT_KEYWORDS):
                 files.append(base / p_text.strip().strip("'\""))
         elif key == "FORCES":
             opts["forces"] = True
@@ -148,7 +174,7 @@ def read_predict_in(path) -> PredictInput:
             opts["verbosity"] = words[1].lower()
         elif key == "RELAX":
             r_line, r_text = f.next_line("RELAX", number)
-            opts["relax"] = {k.lower(): v for k, v in key_values(r_text, f, r_line).items()}
+            opts["relax"] = _relax_settings(f, r_text, r_line)
         else:
             raise f.error(
                 f"unknown keyword {words[0]!r} (predict.in knows TYPES, NETWORKS, FILES, FORCES, "
@@ -161,6 +187,27 @@ def read_predict_in(path) -> PredictInput:
     if missing:
         raise f.error(f"no NETWORKS entry for {missing}: add a line 'symbol  \"path/to/file.nn\"' each")
     return PredictInput(types=types, networks={t: networks[t] for t in types}, files=files, **opts)
+
+
+RELAX_METHODS = ("bfgs", "lbfgs", "fire")
+
+
+def _relax_settings(f: KeywordLines, text: str, number: int) -> dict:
+    """RELAX's 'method=bfgs steps=99 F_conv=0.01', checked: known names, numbers that make sense."""
+    settings = {k.lower(): v for k, v in key_values(text, f, number).items()}
+    unknown = sorted(set(settings) - {"method", "steps", "f_conv"})
+    if unknown:
+        raise f.error(f"unknown RELAX parameters {unknown} (known: method, steps, F_conv)", number)
+    out = {"method": settings.get("method", "bfgs").lower()}
+    if out["method"] not in RELAX_METHODS:
+        raise f.error(f"RELAX method={settings['method']!r} is not available; use one of {RELAX_METHODS}", number)
+    out["steps"] = fortran_int(settings.get("steps", "99"), f, number, "RELAX steps")
+    if out["steps"] < 0:
+        raise f.error(f"RELAX steps must not be negative, got {out['steps']}", number)
+    out["f_conv"] = fortran_float(settings.get("f_conv", "0.01"), f, number, "RELAX F_conv")
+    if not out["f_conv"] > 0:
+        raise f.error(f"RELAX F_conv (eV/A) must be positive, got {out['f_conv']}", number)
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -227,11 +274,19 @@ def read_fingerprint_setup(path) -> FingerprintSetup:
             rmin = fortran_float(words[1], f, number, "RMIN")
         elif key in ("BASIS", "FUNCTIONS"):
             kv = key_values(" ".join(words[1:]), f, number) if len(words) > 1 else {}
-            btype = kv.get("type", "").lower()
+            extra = sorted(k for k in kv if k.lower() != "type")
+            if extra:
+                raise f.error(f"unknown BASIS parameters {extra} on the BASIS line (it takes type=...; the "
+                              f"Chebyshev parameters go on the next line)", number)
+            btype = {k.lower(): v for k, v in kv.items()}.get("type", "").lower()
             if btype == "chebyshev":
                 basis = "chebyshev"
                 p_line, p_text = f.next_line("BASIS", number)
                 params = key_values(p_text, f, p_line)
+                unknown = sorted(set(params) - {"radial_Rc", "radial_N", "angular_Rc", "angular_N"})
+                if unknown:
+                    raise f.error(f"unknown Chebyshev parameters {unknown} (known: radial_Rc, radial_N, "
+                                  f"angular_Rc, angular_N; names are case-sensitive)", p_line)
                 params["_line"] = str(p_line)
             elif btype == "behler2011":
                 raise f.error(

@@ -92,6 +92,7 @@ class NNFile:
         """NNFile from the record values of either file format, named as in
         the format description (counts such as nlayers, nenv, nsf, nTypes are
         implied by the arrays and dropped)."""
+        _check_finite_records(v, source)
         e_min, e_max, e_av = (float(x) for x in v["E_min/E_max/E_av"])
         return cls(
             nnodes=list(v["nnodes"]), activations=list(v["f_a"]), weights=v["W"],
@@ -154,6 +155,23 @@ class NNFile:
             m = np.concatenate([w, b[:, None]], axis=1)  # (n_out, n_in+1)
             flat.append(m.T.reshape(-1))
         return replace(self, weights=np.concatenate(flat))
+
+
+#: real-valued records; a NaN or infinity in any of them makes every energy NaN
+FLOAT_RECORDS = ("W", "Rc_min", "Rc_max", "sfparam", "sfval_min", "sfval_max", "sfval_avg", "sfval_cov",
+                 "scale", "shift", "E_atom", "E_min/E_max/E_av")
+
+
+def _check_finite_records(v: dict, source: str) -> None:
+    from ..errors import PotentialFileError
+
+    for name in FLOAT_RECORDS:
+        values = np.asarray(v[name], dtype=float)
+        if not np.all(np.isfinite(values)):
+            k = int(np.flatnonzero(~np.isfinite(values.reshape(-1)))[0])
+            raise PotentialFileError(
+                f"{source or 'potential file'}: record {name} holds a non-finite number "
+                f"({values.reshape(-1)[k]} at position {k + 1}); the file is damaged or the training diverged")
 
 
 def network_offsets(nnodes):

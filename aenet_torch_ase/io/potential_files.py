@@ -25,8 +25,8 @@ def is_ascii_potential(path) -> bool:
     with open(path, "rb") as f:
         head = f.read(24)
     # a binary file starts with the int32 record marker 4 (00 00 00 04 little-endian)
-    if head[:4] == b"\x04\x00\x00\x00":
-        return False
+    if head[:4] == b"\x04\x00\x00\x00" or b"\x00" in head:
+        return False  # record markers (also of a file cut to a few bytes); text never holds NUL
     try:
         head.decode("ascii")
     except UnicodeDecodeError:

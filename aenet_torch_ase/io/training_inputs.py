@@ -10,6 +10,7 @@ quote paths with spaces. Every error names the file and line.
 
 from __future__ import annotations
 
+import os
 import shlex
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..io.nn_file import ACTIVATION_CODES
-from .input_files import KeywordLines, fortran_float, fortran_int, key_values
+from .input_files import KeywordLines, counted_lines, fortran_float, fortran_int, key_values
 
 GENERATE_KEYWORDS = ("OUTPUT", "TYPES", "SETUPS", "FILES", "FORCES", "FORCESPERCENT", "SEED",
                      "TIMING", "DEBUG", "VERBOSITY")
@@ -60,14 +61,14 @@ def _block_until_keyword(f: KeywordLines, keywords, max_lines: Optional[int] = N
     return out
 
 
-def _counted_block(f: KeywordLines, keyword: str, number: int, what: str, words: List[str]):
+def _counted_block(f: KeywordLines, keyword: str, number: int, what: str, words: List[str], keywords):
     """`KEYWORD [n]` followed by n lines (n on the keyword line or the next line)."""
     if len(words) > 1:
         n = fortran_int(words[1], f, number, f"number of {what}")
     else:
         n_line, n_text = f.next_line(keyword, number)
         n = fortran_int(n_text.split()[0], f, n_line, f"number of {what}")
-    return [f.next_line(keyword, number) for _ in range(n)]
+    return counted_lines(f, keyword, number, n, keywords)
 
 
 # --------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def read_generate_in(path) -> GenerateInput:
         if key == "OUTPUT":
             output = _path(_one_value(f, words, number, "training-set file name"), base)
         elif key == "TYPES":
-            for t_line, t_text in _counted_block(f, "TYPES", number, "TYPES", words):
+            for t_line, t_text in _counted_block(f, "TYPES", number, "TYPES", words, GENERATE_KEYWORDS):
                 parts = t_text.split()
                 if len(parts) < 2:
                     raise f.error(f"TYPES line needs 'symbol  E_atom(eV)', got {t_text!r}", t_line)
@@ -118,7 +119,7 @@ def read_generate_in(path) -> GenerateInput:
                     raise f.error(f"SETUPS line needs 'symbol  setup-file', got {s_text!r}", s_line)
                 setups[parts[0]] = _path(parts[1], base)
         elif key == "FILES":
-            for p_line, p_text in _counted_block(f, "FILES", number, "FILES", words):
+            for p_line, p_text in _counted_block(f, "FILES", number, "FILES", words, GENERATE_KEYWORDS):
                 files.append(_path(p_text.strip().strip("'\""), base))
         elif key == "FORCES":
             forces = True
@@ -157,10 +158,14 @@ def read_generate_in(path) -> GenerateInput:
 
 @dataclass
 class NetworkSpec:
-    """One NETWORKS line: output file and hidden layers [(nodes, activation)]."""
+    """One NETWORKS line: output file and hidden layers [(nodes, activation)].
+
+    `file` is as written: a relative name is resolved in the training's
+    output folder (train.in's folder, or `train --out DIR`)."""
 
     file: Path
     hidden: List[Tuple[int, str]]
+    line: int = 0
 
 
 @dataclass
@@ -212,6 +217,12 @@ def _method(f: KeywordLines, text: str, number: int):
     if unknown:
         raise f.error(f"unknown METHOD parameters {unknown} (known: {sorted(known)})", number)
     values = {k: fortran_float(v, f, number, f"METHOD {k}") for k, v in params.items()}
+    for k in ("lr", "lr_final", "eps"):
+        if k in values and not values[k] > 0:
+            raise f.error(f"METHOD {k} must be positive, got {values[k]}", number)
+    for k in ("b1", "b2", "momentum"):
+        if k in values and not 0 <= values[k] < 1:
+            raise f.error(f"METHOD {k} must be in [0, 1), got {values[k]}", number)
     return name, values
 
 
@@ -236,7 +247,7 @@ def _network_line(f: KeywordLines, text: str, number: int, base: Path):
         if n < 1:
             raise f.error(f"a hidden layer needs at least one node, got {n}", number)
         hidden.append((n, act.lower()))
-    return parts[0], NetworkSpec(file=_path(parts[1], base), hidden=hidden)
+    return parts[0], NetworkSpec(file=Path(parts[1]), hidden=hidden, line=number)
 
 
 def read_train_in(path) -> TrainInput:
@@ -266,11 +277,17 @@ def read_train_in(path) -> TrainInput:
                 _one_value(f, words, number, "integer"), f, number, key)
         elif key == "FORCES":
             opts["forces"] = True
-            # the weight may follow on the next line ('alpha=0.1'); optional
-            if f.pos < len(f.lines) and "=" in f.lines[f.pos][1] and \
+            # the weight follows on the same line ('FORCES alpha=0.9') or the next one; optional
+            a_line, a_text = None, None
+            if len(words) > 1:
+                a_line, a_text = number, line.split(None, 1)[1]
+            elif f.pos < len(f.lines) and "=" in f.lines[f.pos][1] and \
                     f.lines[f.pos][1].split("=")[0].strip().lower() == "alpha":
                 a_line, a_text = next(f)
+            if a_text is not None:
                 kv = {k.lower(): v for k, v in key_values(a_text, f, a_line).items()}
+                if "alpha" not in kv:
+                    raise f.error(f"FORCES takes 'alpha=<weight>', got {a_text!r}", a_line)
                 alpha = fortran_float(kv.pop("alpha"), f, a_line, "alpha")
                 if kv:
                     raise f.error(f"unknown FORCES parameters {sorted(kv)} (known: alpha)", a_line)
@@ -279,6 +296,10 @@ def read_train_in(path) -> TrainInput:
                 opts["alpha"] = alpha
         elif key in ("MAXENERGY", "MAXFORCES", "REGULARIZATION"):
             v = fortran_float(_one_value(f, words, number, "number"), f, number, key)
+            if key == "REGULARIZATION" and v < 0:
+                raise f.error(f"REGULARIZATION (weight decay) must not be negative, got {v}", number)
+            if key == "MAXFORCES" and v <= 0:
+                raise f.error(f"MAXFORCES must be positive (eV/A), got {v}", number)
             opts[{"MAXENERGY": "max_energy", "MAXFORCES": "max_forces", "REGULARIZATION": "regularization"}[key]] = v
         elif key == "METHOD":
             m_line, m_text = f.next_line("METHOD", number)
@@ -288,6 +309,13 @@ def read_train_in(path) -> TrainInput:
                 sym, spec = _network_line(f, n_text, n_line, base)
                 if sym in networks:
                     raise f.error(f"species {sym!r} has two NETWORKS lines", n_line)
+                same = [(e, o) for e, o in networks.items()
+                        if os.path.normpath(o.file) == os.path.normpath(spec.file)]
+                if same:
+                    e, o = same[0]
+                    raise f.error(f"NETWORKS lines {o.line} ({e}) and {n_line} ({sym}) name the same file "
+                                  f"{str(spec.file)!r}: one network would overwrite the other; give each "
+                                  f"species its own file", n_line)
                 networks[sym] = spec
         elif key in ("SAVE_ENERGIES", "SAVE_FORCES", "VERBOSE"):
             opts[key.lower()] = True

@@ -46,6 +46,7 @@ def read_xsf(path) -> Atoms:
     total = cohesive = None
     cell = None
     atom_lines = None
+    crystal_line = None
     k = 0
     while k < len(lines):
         line = lines[k]
@@ -54,6 +55,8 @@ def read_xsf(path) -> Atoms:
         elif "cohesive energy" in line:
             cohesive = _energy_after(line, path, k + 1)
         key = line.strip().upper()
+        if key == "CRYSTAL":
+            crystal_line = k + 1
         if key == "PRIMVEC":
             try:
                 cell = np.array([[float(x) for x in lines[k + d].split()[:3]] for d in (1, 2, 3)])
@@ -68,6 +71,10 @@ def read_xsf(path) -> Atoms:
             atom_lines = (k + 2, lines[k + 2 : k + 2 + count])
             if len(atom_lines[1]) < count:
                 raise InputFileError(f"{path}: PRIMCOORD announces {count} atoms, file has fewer lines")
+            after = k + 2 + count
+            if after < len(lines) and _looks_like_atom_line(lines[after]):
+                raise InputFileError(f"{path}, line {after + 1}: PRIMCOORD announces {count} atoms but more atom "
+                                     f"lines follow: correct the count (line {k + 2})")
             k += 1 + count
         elif key == "ATOMS":
             block = []
@@ -80,6 +87,9 @@ def read_xsf(path) -> Atoms:
         k += 1
     if atom_lines is None:
         raise InputFileError(f"{path}: no PRIMCOORD or ATOMS block: not an XSF structure")
+    if crystal_line is not None and cell is None:
+        raise InputFileError(f"{path}, line {crystal_line}: CRYSTAL without PRIMVEC: a periodic structure needs "
+                             f"its lattice vectors (PRIMVEC and three lines); for a molecule use ATOMS")
     first, block = atom_lines
     symbols, positions, forces = [], [], []
     has_forces = None
@@ -96,9 +106,16 @@ def read_xsf(path) -> Atoms:
             values = [float(x) for x in cols[1:7]]
         except ValueError:
             raise InputFileError(f"{path}, line {number}: non-numeric coordinates {line.strip()!r}") from None
-        line_has_forces = len(values) >= 6
+        if len(values) not in (3, 6):
+            raise InputFileError(f"{path}, line {number}: atom line needs 'symbol x y z [fx fy fz]', "
+                                 f"got {len(values)} numbers")
+        line_has_forces = len(values) == 6
         if has_forces is None:
             has_forces = line_has_forces
+        elif line_has_forces != has_forces:
+            raise InputFileError(f"{path}, line {number}: this atom line {'has' if line_has_forces else 'lacks'} "
+                                 f"force columns but the first atom line {'does not' if line_has_forces else 'does'}:"
+                                 f" give forces for every atom or for none")
         symbols.append(sym)
         positions.append(values[:3])
         forces.append(values[3:6] if line_has_forces else [np.nan] * 3)
@@ -118,6 +135,17 @@ def read_xsf(path) -> Atoms:
     if total is not None or f_out is not None:
         atoms.calc = SinglePointCalculator(atoms, energy=total, forces=f_out)
     return atoms
+
+
+def _looks_like_atom_line(line: str) -> bool:
+    cols = line.split()
+    if len(cols) < 4 or cols[0] not in chemical_symbols[1:]:
+        return False
+    try:
+        [float(x) for x in cols[1:4]]
+    except ValueError:
+        return False
+    return True
 
 
 def write_xsf(path, atoms: Atoms, energy: Optional[float] = None, forces=None) -> None:

@@ -214,8 +214,9 @@ def export_run(out, atoms, protocol: Protocol, nn_files: Dict[str, NNFile], *, a
     from .. import __version__
     from ..io.nn_ascii import write_nn_ascii
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..io.run_dirs import check_writable
+
+    out = check_writable(Path(out), "LAMMPS deck folder")
     symbols = set(atoms.get_chemical_symbols())
     missing = sorted(symbols - set(nn_files))
     if missing:

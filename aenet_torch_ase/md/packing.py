@@ -86,6 +86,8 @@ def pack_spheres(n: int, radii: Sequence[float], box: Sequence[float], *,
     Returns the settled packing; `info` holds the steps taken, the largest
     overlap relative to the smaller radius, and whether it settled.
     """
+    if int(n) < 1:
+        raise StructureError(f"the number of particles must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
     box = np.asarray(box, dtype=float)
     radii = np.asarray(radii, dtype=float)

@@ -27,7 +27,6 @@ continuation is identical to an uninterrupted run.
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import time
@@ -39,7 +38,10 @@ from ase import units
 from ase.constraints import FixAtoms
 
 from .. import __version__
-from ..io.atomic_write import atomic_write_bytes, atomic_write_text
+from ..errors import AenetError, InputFileError, ProtocolError, StructureError
+from ..io.atomic_write import append_text, atomic_write_bytes, atomic_write_text
+from ..io.records import frame_text, read_csv_rows, read_frames, rewrite_frames
+from ..io.run_dirs import prepare_run_dir
 from ..io.structure_files import write_structure
 from .protocol import Protocol
 from .stress import GPA, atomic_stress_gpa, global_stress_gpa
@@ -220,23 +222,21 @@ class _Recorder:
         self.traj_path = out / "trajectory.extxyz"
 
     def truncate_after(self, stage: str, step: int):
-        """Drop rows and frames written after the checkpoint (resume)."""
+        """Drop rows and frames written after the checkpoint (resume), and a
+        torn last row or frame (a crash or full disk while writing it)."""
         order = STAGES.index(stage)
 
         def keep(st, sp):
             return STAGES.index(st) < order or (st == stage and int(sp) <= step)
 
         if self.csv_path.exists():
-            with open(self.csv_path) as f:
-                rows = list(csv.reader(f))
-            kept = [rows[0]] + [r for r in rows[1:] if keep(r[0], r[1])]
+            header, rows = read_csv_rows(self.csv_path)
+            kept = [header] + [r for r in rows if keep(r[0], r[1])] if header else []
             atomic_write_text(str(self.csv_path), "".join(",".join(r) + "\n" for r in kept))
         if self.traj_path.exists():
-            import ase.io
-
-            frames = [a for a in ase.io.read(self.traj_path, ":") if keep(a.info["stage"], a.info["step"])]
+            frames = [a for a in read_frames(self.traj_path) if keep(a.info["stage"], a.info["step"])]
             if frames:
-                write_structure(self.traj_path, frames)
+                rewrite_frames(self.traj_path, frames)
             else:
                 self.traj_path.unlink()
 
@@ -250,118 +250,220 @@ class _Recorder:
                   atoms.get_temperature(), -s[0, 0] * 1e4, -s[1, 1] * 1e4, -s[2, 2] * 1e4,
                   lengths[0], lengths[1], lengths[2], volume,
                   atoms.get_potential_energy(), atoms.get_kinetic_energy(), force_nN, pull_stress]
-        with open(self.csv_path, "a") as f:
-            if new:
-                f.write(",".join(CSV_COLUMNS) + "\n")
-            f.write(",".join(v if isinstance(v, str) else repr(float(v)) if isinstance(v, float) else str(v)
-                             for v in values) + "\n")
-            f.flush()
+        text = ",".join(v if isinstance(v, str) else repr(float(v)) if isinstance(v, float) else str(v)
+                        for v in values) + "\n"
+        append_text(self.csv_path, (",".join(CSV_COLUMNS) + "\n" if new else "") + text)
 
     def frame(self, atoms, stage, step, strain):
-        import ase.io
-
         frame = atoms.copy()
         frame.calc = None
         frame.info.update(stage=stage, step=step, strain=strain, time_ps=step * self.p.timestep / 1000.0)
         if atoms.pbc.all() and "stresses" in getattr(atoms.calc, "implemented_properties", ()):
             frame.arrays["stress_GPa"] = atomic_stress_gpa(atoms).reshape(len(atoms), 9)
-        ase.io.write(self.traj_path, frame, append=True, format="extxyz")
+        append_text(self.traj_path, frame_text(frame))
 
 
 def _write_json(out: Path, data: dict):
     atomic_write_text(str(out / "run.json"), json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _save_checkpoint(out: Path, stage: str, step: int, dyn_state: dict, ref: dict):
+def _read_json(out: Path) -> dict:
+    try:
+        meta = json.loads((out / "run.json").read_text())
+        meta["protocol"]
+        return meta
+    except FileNotFoundError:
+        raise InputFileError(f"{out}: no run.json: not a run folder of aenet-torch stretch") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputFileError(f"{out / 'run.json'} is damaged ({err}): the run cannot be resumed; "
+                             f"start it again with --overwrite") from None
+
+
+def _save_checkpoint(out: Path, stage: str, step: int, dyn_state: dict, ref: dict, atoms):
     import io
 
     buf = io.BytesIO()
     arrays = {f"dyn_{k}": v for k, v in dyn_state.items()}
     arrays.update({f"ref_{k}": np.asarray(v) for k, v in ref.items()})
+    # what identifies the structure, so a resume cannot mix it up with another
+    arrays.update(id_numbers=atoms.numbers, id_masses=atoms.get_masses(), id_pbc=atoms.pbc)
     np.savez(buf, stage=np.array(stage), step=np.array(step), **arrays)
     atomic_write_bytes(str(out / "checkpoint.npz"), buf.getvalue())
 
 
-def run(atoms, calc, protocol: Protocol, out, *, resume: bool = False, progress: bool = True,
-        potential_info: str = "", max_steps: int | None = None):
+def _load_checkpoint(out: Path) -> dict:
+    path = out / "checkpoint.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        data["stage"], data["step"] = str(data["stage"]), int(data["step"])
+        if data["stage"] not in STAGES:
+            raise ValueError(f"unknown stage {data['stage']!r}")
+        return data
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # numpy/zipfile raise many kinds for a damaged archive
+        raise InputFileError(f"{path} is damaged ({type(err).__name__}: {err}): the run cannot be "
+                             f"resumed from it") from None
+
+
+def potential_fingerprint(calc) -> str:
+    """What identifies the potential of `calc`: the sha256 of its `.nn`
+    records for AenetTorch, else the calculator's class name."""
+    fp = getattr(calc, "fingerprint", None)
+    return f"sha256:{fp}" if fp else type(calc).__name__
+
+
+RUN_FILES = ("run.json", "stress_strain.csv", "trajectory.extxyz", "checkpoint.npz", "final.extxyz", "analysis")
+
+
+def run(atoms, calc, protocol: Protocol, out, *, resume: bool = False, overwrite: bool = False,
+        progress: bool = True, potential_info: str = "", max_steps: int | None = None):
     """Run `protocol` on `atoms` with `calc`, writing into directory `out`.
 
-    resume: continue from `out/checkpoint.npz` (the same protocol is read
-    from `out/run.json`; `atoms` is then only used for its calculator-free
-    identity). max_steps: stop after this many MD steps in this call (for
-    tests and for splitting long runs); the run can be resumed.
+    A new run refuses a folder that holds an earlier run unless
+    `overwrite=True` (its run files are removed first). resume: continue
+    from `out/checkpoint.npz`; the protocol comes from `out/run.json`, the
+    structure from the checkpoint (`atoms` may be None; if given, it must
+    be the same atoms in the same order), and the potential must be the one
+    the run started with. max_steps: stop after this many MD steps in this
+    call (for tests and for splitting long runs); the run can be resumed.
     Returns the path of the run directory.
     """
-    from tqdm import tqdm
-
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    recorder = _Recorder(out, protocol)
+    if resume:
+        prepare_run_dir(out, RUN_FILES, resume=True)
+        atoms, p, meta, ckpt = _resumed_state(out, atoms, calc)
+    else:
+        if atoms is None:
+            raise StructureError("a new run needs a structure (atoms=None is only allowed with resume=True)")
+        p = protocol
+        _check_structure_for(p, atoms)
+        prepare_run_dir(out, RUN_FILES, overwrite=overwrite)
+        meta = _new_meta(atoms, calc, p, potential_info)
+        ckpt = None
     atoms = atoms.copy()
     atoms.calc = calc
-    p = protocol
-    start_stage, start_step, saved = "minimize", 0, None
-    if resume:
-        if not (out / "checkpoint.npz").exists():
-            raise FileNotFoundError(f"{out}: no checkpoint.npz to resume from")
-        meta = json.loads((out / "run.json").read_text())
-        p = Protocol.from_dict(meta["protocol"])
-        recorder.p = p
-        z = np.load(out / "checkpoint.npz")
-        start_stage, start_step = str(z["stage"]), int(z["step"])
-        saved = {k[4:]: z[k] for k in z.files if k.startswith("dyn_")}
-        ref = {k[4:]: z[k] for k in z.files if k.startswith("ref_")}
-        ref = {k: (v.item() if v.ndim == 0 else v) for k, v in ref.items()}
-        recorder.truncate_after(start_stage, start_step)
-        meta["status"] = "running"
-        meta["resumed"] = meta.get("resumed", 0) + 1
-    else:
-        for name in ("stress_strain.csv", "trajectory.extxyz", "checkpoint.npz"):
-            if (out / name).exists():
-                (out / name).unlink()
-        meta = {
-            "package": "aenet-torch-ase", "version": __version__, "protocol": p.to_dict(),
-            "structure": {"atoms": len(atoms), "formula": atoms.get_chemical_formula(mode="metal"),
-                          "cell_A": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist()},
-            "potential": potential_info or type(calc).__name__,
-            "units": {"time": "ps", "stress": "GPa, tension positive", "pressure": "bar",
-                      "strain": "engineering", "energy": "eV", "length": "A", "force": "nN"},
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running",
-        }
-        ref = {}
-    _write_json(out, meta)
+    runner = _Runner(atoms, p, out, meta, progress=progress, max_steps=max_steps)
+    return runner.run(ckpt)
 
-    stop = {"flag": False}
 
-    def handler(signum, frame):
-        stop["flag"] = True
+def _check_structure_for(p: Protocol, atoms) -> None:
+    if len(atoms) == 0:
+        raise StructureError("the structure has no atoms")
+    if p.mode in ("tensile", "compress") and not (atoms.pbc.all() and atoms.cell.rank == 3):
+        raise ProtocolError(
+            f"{p.mode} loading strains a periodic box, but the structure's pbc is {atoms.pbc.tolist()}: "
+            f"for a particle or a stack (non-periodic) use mode 'pull' (--mode pull)")
 
-    old_handler = signal.signal(signal.SIGINT, handler)
-    steps_done = 0
+
+def _new_meta(atoms, calc, p: Protocol, potential_info: str) -> dict:
+    return {
+        "package": "aenet-torch-ase", "version": __version__, "protocol": p.to_dict(),
+        "structure": {"atoms": len(atoms), "formula": atoms.get_chemical_formula(mode="metal"),
+                      "cell_A": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist()},
+        "potential": potential_info or type(calc).__name__,
+        "potential_fingerprint": potential_fingerprint(calc),
+        "units": {"time": "ps", "stress": "GPa, tension positive", "pressure": "bar",
+                  "strain": "engineering", "energy": "eV", "length": "A", "force": "nN"},
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running",
+    }
+
+
+def _resumed_state(out: Path, atoms, calc):
+    """(atoms, protocol, meta, checkpoint) of the run in `out`, after checking
+    that the structure and the potential are those the run started with."""
+    from ase import Atoms
+
+    meta = _read_json(out)
+    if not (out / "checkpoint.npz").exists():
+        if meta.get("status") in ("interrupted", "failed") and not meta.get("checkpoint"):
+            raise InputFileError(f"{out}: nothing to resume: the run stopped before its first checkpoint "
+                                 f"({meta.get('status')}); start it again with --overwrite")
+        raise InputFileError(f"{out}: no checkpoint.npz to resume from")
+    ckpt = _load_checkpoint(out)
     try:
-        # ---- minimisation
-        if STAGES.index(start_stage) == 0:
-            if p.minimize_fmax > 0 and p.mode != "pull":
-                meta["minimized"] = minimize(atoms, fmax=p.minimize_fmax, steps=p.minimize_steps)
-            if p.mode == "pull":
-                ref.update(_pull_setup(atoms, p))
-                atoms.set_constraint(FixAtoms(indices=ref["fixed"]))
-                if p.minimize_fmax > 0:
-                    meta["minimized"] = minimize(atoms, fmax=p.minimize_fmax, steps=p.minimize_steps)
-            try:
-                from ase.md.velocitydistribution import thermalize_momenta
-            except ImportError:  # ASE < 3.29
-                from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
-            from ase.md.velocitydistribution import Stationary
+        p = Protocol.from_dict(meta["protocol"])
+    except (TypeError, AenetError) as err:
+        raise InputFileError(f"{out / 'run.json'}: its protocol cannot be read ({err})") from None
+    theirs, ours = meta.get("potential_fingerprint"), potential_fingerprint(calc)
+    if theirs is not None and theirs != ours:
+        raise ProtocolError(f"{out} was run with another potential ({meta.get('potential')}, {theirs}); "
+                            f"resume it with the same potential (now {ours})")
+    numbers = ckpt.get("id_numbers")
+    if numbers is None:  # a checkpoint of an older version: the structure must be given
+        if atoms is None:
+            raise InputFileError(f"{out / 'checkpoint.npz'} does not record the structure: give the run's "
+                                 f"structure file to resume")
+    elif atoms is not None:
+        if len(atoms) != len(numbers):
+            raise StructureError(f"the structure given has {len(atoms)} atoms, the run in {out} has "
+                                 f"{len(numbers)}: resume without a structure (it is in the checkpoint) or "
+                                 f"give the run's own")
+        if not np.array_equal(atoms.numbers, numbers):
+            k = int(np.flatnonzero(atoms.numbers != numbers)[0])
+            raise StructureError(f"the structure given is not the run's: atom {k} is element "
+                                 f"{atoms.numbers[k]} there, {numbers[k]} in the run in {out} (other order?); "
+                                 f"resume without a structure (it is in the checkpoint)")
+    if numbers is not None:
+        atoms = Atoms(numbers=numbers, positions=ckpt["dyn_q"], cell=ckpt["dyn_cell"], pbc=ckpt["id_pbc"],
+                      masses=ckpt["id_masses"])
+    meta["status"] = "running"
+    meta.pop("error", None)
+    meta["resumed"] = meta.get("resumed", 0) + 1
+    return atoms, p, meta, ckpt
 
-            thermalize_momenta(atoms, temperature_K=p.temperature, rng=np.random.default_rng(p.seed))
-            if p.mode != "pull":
-                Stationary(atoms)
-            else:
-                atoms.set_momenta(atoms.get_momenta())  # constraint zeroes the fixed atoms' momenta
-            start_stage, start_step = "relax", 0
-        elif p.mode == "pull":
-            atoms.set_constraint(FixAtoms(indices=np.asarray(ref["fixed"])))
+
+class _Runner:
+    """The stages of one run: minimise (fresh runs), then MD stages with
+    rows, frames and checkpoints; Ctrl-C and errors end with run.json saying so."""
+
+    def __init__(self, atoms, p: Protocol, out: Path, meta: dict, *, progress: bool, max_steps):
+        self.atoms, self.p, self.out, self.meta = atoms, p, out, meta
+        self.progress, self.max_steps = progress, max_steps
+        self.recorder = _Recorder(out, p)
+        self.stop = False
+        self.minimizing = False
+        self.steps_done = 0
+
+    def _on_sigint(self, signum, frame):
+        if self.minimizing:  # the minimiser has no step to finish: stop now
+            raise KeyboardInterrupt
+        self.stop = True  # MD: finish this step, write a checkpoint, then stop
+
+    def run(self, ckpt):
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            return self._run(ckpt)
+        except KeyboardInterrupt:
+            if self.meta.get("status") == "running":
+                self.meta["status"] = "interrupted"
+                if not (self.out / "checkpoint.npz").exists():
+                    self.meta["note"] = "interrupted before the first checkpoint: nothing to resume"
+                _write_json(self.out, self.meta)
+            raise
+        except Exception as err:
+            self.meta["status"] = "failed"
+            self.meta["error"] = f"{type(err).__name__}: {err}"
+            _write_json(self.out, self.meta)
+            raise
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+
+    def _run(self, ckpt):
+        atoms, p, out = self.atoms, self.p, self.out
+        if ckpt is None:
+            _write_json(out, self.meta)
+            ref = self._minimize_and_thermalize()
+            start_stage, start_step, saved = "relax", 0, None
+        else:
+            start_stage, start_step = ckpt["stage"], ckpt["step"]
+            saved = {k[4:]: v for k, v in ckpt.items() if k.startswith("dyn_")}
+            ref = {k[4:]: (v.item() if v.ndim == 0 else v) for k, v in ckpt.items() if k.startswith("ref_")}
+            self.recorder.truncate_after(start_stage, start_step)
+            _write_json(out, self.meta)
+            if p.mode == "pull":
+                atoms.set_constraint(FixAtoms(indices=np.asarray(ref["fixed"])))
 
         stages = [("relax", p.relax_steps if p.mode != "nvt" else p.load_steps), ("load", p.load_steps)]
         if p.mode == "nvt":
@@ -370,70 +472,103 @@ def run(atoms, calc, protocol: Protocol, out, *, resume: bool = False, progress:
             if STAGES.index(stage) < STAGES.index(start_stage):
                 continue
             first = start_step if stage == start_stage else 0
-            if stage == "load" and first == 0 and p.mode in ("tensile", "compress"):
-                _check_loading_box(atoms, p.axis_index)
-                ref["L0"] = float(atoms.cell.array[p.axis_index, p.axis_index])
-            if stage == "load" and first == 0 and p.mode == "pull":  # strain counts from here
-                m = atoms.get_masses()[ref["pulled"]]
-                ref["com0"] = float(m @ atoms.positions[ref["pulled"], p.axis_index] / m.sum())
-            dyn = _Dynamics(atoms, p, stage, ref)
-            if saved is not None and stage == start_stage:
-                dyn.restore(saved)
+            if self._md_stage(stage, n_steps, first, ref, saved if stage == start_stage else None):
+                return out  # paused or interrupted with a checkpoint
             saved = None
-
-            def strain_now(step):
-                if stage != "load":
-                    return 0.0
-                if p.mode in ("tensile", "compress"):
-                    return atoms.cell.array[p.axis_index, p.axis_index] / ref["L0"] - 1.0
-                if p.mode == "pull":
-                    pulled = ref["pulled"]
-                    m = atoms.get_masses()[pulled]
-                    com = m @ atoms.positions[pulled, p.axis_index] / m.sum()
-                    return (com - ref["com0"]) / ref["L0"]
-                return 0.0
-
-            def pull_force():
-                """(force on the pulled atoms along the axis in nN, that force / area in GPa)."""
-                if stage == "load" and p.mode == "pull":
-                    f = float(atoms.get_forces(apply_constraint=False)[ref["pulled"], p.axis_index].sum())
-                    return f * EV_PER_A_IN_NN, f / ref["area"] / GPA
-                return float("nan"), float("nan")
-
-            if first == 0:
-                recorder.row(atoms, stage, 0, strain_now(0), *pull_force())
-                recorder.frame(atoms, stage, 0, strain_now(0))
-            bar = tqdm(total=n_steps, initial=first, desc=f"{p.mode} {stage}", unit="step", disable=not progress)
-            step = first
-            while step < n_steps:
-                step += 1
-                dyn.step(step)
-                steps_done += 1
-                if step % p.record_every == 0 or step == n_steps:
-                    recorder.row(atoms, stage, step, strain_now(step), *pull_force())
-                if step % p.frame_every == 0 or step == n_steps:
-                    recorder.frame(atoms, stage, step, strain_now(step))
-                if step % p.checkpoint_every == 0 or step == n_steps or stop["flag"] or \
-                        (max_steps is not None and steps_done >= max_steps):
-                    _save_checkpoint(out, stage, step, dyn.state(), ref)
-                bar.update(1)
-                if stop["flag"] or (max_steps is not None and steps_done >= max_steps):
-                    bar.close()
-                    meta["status"] = "interrupted" if stop["flag"] else "paused"
-                    meta["checkpoint"] = {"stage": stage, "step": step}
-                    _write_json(out, meta)
-                    if stop["flag"]:
-                        raise KeyboardInterrupt
-                    return out
-            bar.close()
-            start_stage, start_step = stage, n_steps
-        meta["status"] = "finished"
-        meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        _write_json(out, meta)
+        self.meta["status"] = "finished"
+        self.meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        _write_json(out, self.meta)
         final = atoms.copy()
         final.calc = None
         final.set_constraint()
         write_structure(out / "final.extxyz", final)
         return out
-    finally:
-        signal.signal(signal.SIGINT, old_handler)
+
+    def _minimize_and_thermalize(self) -> dict:
+        atoms, p, ref = self.atoms, self.p, {}
+        self.minimizing = True
+        try:
+            if p.minimize_fmax > 0 and p.mode != "pull":
+                self.meta["minimized"] = minimize(atoms, fmax=p.minimize_fmax, steps=p.minimize_steps)
+            if p.mode == "pull":
+                ref.update(_pull_setup(atoms, p))
+                atoms.set_constraint(FixAtoms(indices=ref["fixed"]))
+                if p.minimize_fmax > 0:
+                    self.meta["minimized"] = minimize(atoms, fmax=p.minimize_fmax, steps=p.minimize_steps)
+        finally:
+            self.minimizing = False
+        try:
+            from ase.md.velocitydistribution import thermalize_momenta
+        except ImportError:  # ASE < 3.29
+            from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+        from ase.md.velocitydistribution import Stationary
+
+        thermalize_momenta(atoms, temperature_K=p.temperature, rng=np.random.default_rng(p.seed))
+        if p.mode != "pull":
+            Stationary(atoms)
+        else:
+            atoms.set_momenta(atoms.get_momenta())  # constraint zeroes the fixed atoms' momenta
+        return ref
+
+    def _strain(self, stage: str, ref: dict) -> float:
+        atoms, p = self.atoms, self.p
+        if stage != "load":
+            return 0.0
+        if p.mode in ("tensile", "compress"):
+            return atoms.cell.array[p.axis_index, p.axis_index] / ref["L0"] - 1.0
+        if p.mode == "pull":
+            pulled = ref["pulled"]
+            m = atoms.get_masses()[pulled]
+            com = m @ atoms.positions[pulled, p.axis_index] / m.sum()
+            return (com - ref["com0"]) / ref["L0"]
+        return 0.0
+
+    def _pull_force(self, stage: str, ref: dict):
+        """(force on the pulled atoms along the axis in nN, that force / area in GPa)."""
+        if stage == "load" and self.p.mode == "pull":
+            f = float(self.atoms.get_forces(apply_constraint=False)[ref["pulled"], self.p.axis_index].sum())
+            return f * EV_PER_A_IN_NN, f / ref["area"] / GPA
+        return float("nan"), float("nan")
+
+    def _md_stage(self, stage: str, n_steps: int, first: int, ref: dict, saved) -> bool:
+        """Steps first+1 .. n_steps of `stage`. True when stopped early (checkpoint written)."""
+        from tqdm import tqdm
+
+        atoms, p, out, rec = self.atoms, self.p, self.out, self.recorder
+        if stage == "load" and first == 0 and p.mode in ("tensile", "compress"):
+            _check_loading_box(atoms, p.axis_index)
+            ref["L0"] = float(atoms.cell.array[p.axis_index, p.axis_index])
+        if stage == "load" and first == 0 and p.mode == "pull":  # strain counts from here
+            m = atoms.get_masses()[ref["pulled"]]
+            ref["com0"] = float(m @ atoms.positions[ref["pulled"], p.axis_index] / m.sum())
+        dyn = _Dynamics(atoms, p, stage, ref)
+        if saved is not None:
+            dyn.restore(saved)
+        if first == 0:
+            rec.row(atoms, stage, 0, self._strain(stage, ref), *self._pull_force(stage, ref))
+            rec.frame(atoms, stage, 0, self._strain(stage, ref))
+        bar = tqdm(total=n_steps, initial=first, desc=f"{p.mode} {stage}", unit="step", disable=not self.progress)
+        try:
+            step = first
+            while step < n_steps:
+                step += 1
+                dyn.step(step)
+                self.steps_done += 1
+                if step % p.record_every == 0 or step == n_steps:
+                    rec.row(atoms, stage, step, self._strain(stage, ref), *self._pull_force(stage, ref))
+                if step % p.frame_every == 0 or step == n_steps:
+                    rec.frame(atoms, stage, step, self._strain(stage, ref))
+                pause = self.max_steps is not None and self.steps_done >= self.max_steps
+                if step % p.checkpoint_every == 0 or step == n_steps or self.stop or pause:
+                    _save_checkpoint(out, stage, step, dyn.state(), ref, atoms)
+                bar.update(1)
+                if self.stop or pause:
+                    self.meta["status"] = "interrupted" if self.stop else "paused"
+                    self.meta["checkpoint"] = {"stage": stage, "step": step}
+                    _write_json(out, self.meta)
+                    if self.stop:
+                        raise KeyboardInterrupt
+                    return True
+        finally:
+            bar.close()
+        return False

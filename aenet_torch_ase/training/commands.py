@@ -14,7 +14,10 @@ from .trainer import TrainConfig, Trainer
 
 def generate(generate_in, *, angular: str = "2.0.4", progress: bool = True) -> Path:
     """Featurise the structures of `generate.in` and write its OUTPUT file."""
+    from ..io.run_dirs import check_writable
+
     gin = read_generate_in(generate_in)
+    check_writable(Path(gin.output).parent, "folder of the OUTPUT file")
     setups = setups_from_files(gin.setups)
     refs = load_structures(gin.files, progress=progress)
     ts = TrainingSet.featurize(refs, setups, gin.types, forces=gin.forces, forces_percent=gin.forces_percent,
@@ -40,17 +43,19 @@ def resolve_trainingset(path: Path) -> Path:
                          f"(its OUTPUT is the TRAININGSET of train.in)")
 
 
-def train(train_in, *, out=None, resume: bool = False, progress: bool = True,
+def train(train_in, *, out=None, resume: bool = False, overwrite: bool = False, progress: bool = True,
           **overrides) -> Dict[str, object]:
-    """Train the networks of `train.in`; run files go to `out` (default: the
-    folder of train.in). `overrides`: TrainConfig fields (device, dtype, epochs ...)."""
+    """Train the networks of `train.in`; run files and the networks (relative
+    NETWORKS names) go to `out` (default: the folder of train.in). An earlier
+    training there is refused unless `overwrite` or `resume`.
+    `overrides`: TrainConfig fields (device, dtype, epochs ...)."""
     tin = read_train_in(train_in)
     ts = TrainingSet.load(resolve_trainingset(tin.trainingset))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = TrainConfig.from_train_in(tin, **overrides)
     out = Path(out) if out else Path(train_in).resolve().parent
     trainer = Trainer(ts, config, out)
-    summary = trainer.train(resume=resume, progress=progress)
+    summary = trainer.train(resume=resume, overwrite=overwrite, progress=progress)
     test = summary["best_test"] or summary["best_train"]
     split = "test" if summary["best_test"] else "train"
     print(f"best epoch {summary['best_epoch']} of {summary['epochs']}: {split} energy RMSE "

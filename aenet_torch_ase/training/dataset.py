@@ -18,6 +18,7 @@ is this package's format, not aenet's binary training set.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -180,6 +181,11 @@ class TrainingSet:
             [sum(e_atom[s] for s in r.atoms.get_chemical_symbols()) for r in references], dtype=torch.float64)
         has_forces = np.array([r.forces is not None for r in references])
         force_train = np.zeros(B, dtype=bool)
+        if forces and not has_forces.all():
+            missing = [references[b].name for b in np.flatnonzero(~has_forces)]
+            raise InputFileError(f"FORCES is on, but {len(missing)} structure(s) have no forces "
+                                 f"(first: {missing[0]}): add the force columns (XSF: 'symbol x y z fx fy fz', eV/A) "
+                                 f"or drop FORCES")
         if forces:
             with_f = np.flatnonzero(has_forces)
             n_pick = int(round(len(with_f) * forces_percent / 100.0))
@@ -259,6 +265,17 @@ class TrainingSet:
             out[e] = {"neval": int(f.shape[0]), "min": f.min(0).values.numpy(), "max": f.max(0).values.numpy(),
                       "avg": f.mean(0).numpy(), "cov": (f * f).mean(0).numpy()}
         return out
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the data a training depends on (energies, atoms,
+        forces, descriptors): two training sets of the same size differ here."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(json.dumps([self.elements, self.e_atom, self.angular], sort_keys=True).encode())
+        for t in (self.n_atoms, self.energy, self.force_train, self.species, self.forces, *self.features):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     def summary(self) -> Dict[str, object]:
         coh = (self.cohesive / self.n_atoms).numpy()

@@ -40,6 +40,7 @@ from ..io.atomic_write import atomic_write_bytes, atomic_write_text
 from ..io.nn_ascii import write_nn_ascii
 from ..io.nn_binary import write_nn
 from ..io.nn_file import NNFile
+from ..io.run_dirs import check_writable, prepare_run_dir
 from ..potential.build import build_model, model_to_nn_files
 from ..potential.descriptor_jacobian import DescriptorJacobian
 from ..potential.new import new_nn_file
@@ -82,14 +83,22 @@ class TrainConfig:
     save_forces: bool = False  # [SAVE_FORCES]
 
     def __post_init__(self):
+        def bad(msg):
+            return InputFileError(f"training settings: {msg}")
+
         if self.method not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"method must be adam, adamw or sgd, got {self.method!r}")
+            raise bad(f"method must be adam, adamw or sgd, got {self.method!r}")
         if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
-        if self.batch_size < 1 or self.epochs < 0 or self.iter_write < 1 or self.reshuffle_every < 1:
-            raise ValueError("batch_size, iter_write and reshuffle_every must be >= 1 and epochs >= 0")
+            raise bad(f"dtype must be float64 or float32, got {self.dtype!r}")
+        if self.batch_size < 1 or self.epochs < 0 or self.iter_write < 1 or self.reshuffle_every < 1 \
+                or self.checkpoint_every < 1:
+            raise bad("batch_size, iter_write, reshuffle_every and checkpoint_every must be >= 1 and epochs >= 0")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise bad(f"alpha must be in [0, 1], got {self.alpha}")
+        if not self.lr > 0 or (self.lr_final is not None and not self.lr_final > 0):
+            raise bad(f"the learning rate must be positive, got lr={self.lr}, lr_final={self.lr_final}")
+        if self.regularization < 0:
+            raise bad(f"regularization (weight decay) must not be negative, got {self.regularization}")
 
     @classmethod
     def from_train_in(cls, tin, **overrides) -> "TrainConfig":
@@ -407,17 +416,20 @@ class Trainer:
         return acc
 
     # ------------------------------------------------------------ run
-    def train(self, *, resume: bool = False, progress: bool = True, max_epochs: Optional[int] = None):
+    def train(self, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+              max_epochs: Optional[int] = None):
         """Train to `config.epochs` (or `max_epochs` more in this call).
 
         Writes the `.nn` files of the best-on-test networks, train_log.csv,
         rmse.png, split.json, summary.json and a checkpoint into `out`;
         Ctrl-C finishes the current epoch, writes the checkpoint and the
         `.nn` files, then raises KeyboardInterrupt. Returns the summary dict.
+        A folder holding an earlier training is refused unless `overwrite`
+        (its files are removed first) or `resume`.
         """
         from tqdm import tqdm
 
-        self.out.mkdir(parents=True, exist_ok=True)
+        self._prepare_output(resume, overwrite)
         if resume:
             self.load_checkpoint(self.out / CHECKPOINT)
         else:
@@ -504,8 +516,25 @@ class Trainer:
             self.model.networks.load_state_dict(current)
 
     def nn_paths(self) -> Dict[str, Path]:
-        return {e: Path(self.config.files[e]) if e in self.config.files else self.out / f"{e}.nn"
-                for e in self.ts.elements}
+        """Where the networks go: NETWORKS file names resolved in the output
+        folder (absolute names as given), default `<out>/<element>.nn`."""
+        return {e: self.out / self.config.files.get(e, f"{e}.nn") for e in self.ts.elements}
+
+    def run_files(self) -> List[str]:
+        """Names (relative to `out`) of the files a training writes, and the
+        network files wherever they go."""
+        names = [CHECKPOINT, "train_log.csv", "rmse.png", "split.json", "summary.json",
+                 "energies.train", "energies.test", "forces.train", "forces.test"]
+        for p in self.nn_paths().values():
+            names += [str(p), str(p) + ".ascii"]
+        return names
+
+    def _prepare_output(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to overwrite an earlier training, and check every output
+        location is writable before the first epoch."""
+        prepare_run_dir(self.out, self.run_files(), overwrite=overwrite, resume=resume, what="training")
+        for p in self.nn_paths().values():
+            check_writable(p.parent, "folder of the network files (NETWORKS)")
 
     def export(self, best: bool = True) -> Dict[str, Path]:
         """Write `<file>.nn` (binary, for predict.x/LAMMPS) and `<file>.nn.ascii`
@@ -630,6 +659,7 @@ class Trainer:
             "generator": self.generator.get_state(), "best": self.best, "batch_order": self._batch_order,
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
             "train_idx": torch.from_numpy(self.train_idx), "test_idx": torch.from_numpy(self.test_idx),
+            "training_set": self.ts.fingerprint(),
         }
         buf = io.BytesIO()
         torch.save(state, buf)
@@ -639,7 +669,22 @@ class Trainer:
         path = Path(path)
         if not path.is_file():
             raise InputFileError(f"no checkpoint {path} to resume from: start without --resume")
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            # data, never code: weights_only refuses anything but tensors and plain containers
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # UnpicklingError for foreign objects, others for damaged files
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputFileError(
+                f"{path} is not a checkpoint of this package, or it is damaged: it was refused without "
+                f"running anything ({type(err).__name__}: {first[:200]}). Start without --resume "
+                f"(with --overwrite) or restore the checkpoint") from None
+        if not isinstance(state, dict) or "config" not in state or "networks" not in state:
+            raise InputFileError(f"{path} is not a checkpoint written by aenet-torch train")
+        theirs_ts, ours_ts = state.get("training_set"), self.ts.fingerprint()
+        if theirs_ts is not None and theirs_ts != ours_ts:
+            raise InputFileError(f"{path}: the checkpoint was trained on another training set (fingerprint "
+                                 f"{theirs_ts[:12]}..., now {ours_ts[:12]}...): resume with the same TRAININGSET "
+                                 f"or start a new training")
         same = ("networks", "batch_size", "np_seed", "ph_seed", "test_percent", "forces", "method", "dtype")
         mine = asdict(self.config)
         for k in same:
