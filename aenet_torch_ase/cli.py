@@ -163,8 +163,10 @@ def _stretch(args):
 def _analyze(args):
     from .analysis.report import analyze
 
+    calc = _calculator(args, device=args.device) if args.potential else None
     summaries = analyze(args.runs, out=args.out, strains=args.strains, window=tuple(args.window),
-                        cutoff=args.cutoff, probe_radius=args.probe, slab_width=args.slab_width, axis=args.axis)
+                        cutoff=args.cutoff, probe_radius=args.probe, slab_width=args.slab_width, axis=args.axis,
+                        calc=calc)
     for s in summaries:
         e, u = s["young_modulus_GPa"], s["ultimate_tensile_strength_GPa"]
         modulus = f"E = {e['value']:.2f} +/- {e['stderr']:.2f} GPa" if e["value"] is not None else \
@@ -185,7 +187,8 @@ def _lammps_export(args):
                         time=_duration(args.time, "--time"),
                         pressure=args.pressure, lateral=args.lateral, record_every=args.record_every,
                         frame_every=args.frame_every, seed=args.seed, fixed_fraction=args.fixed_fraction)
-    out = export_run(args.out, read_structure(args.structure), protocol, calc.current_nn_files(), ascii=args.ascii)
+    out = export_run(args.out, read_structure(args.structure), protocol, calc.current_nn_files(), ascii=args.ascii,
+                     plugin=args.plugin)
     print(f"wrote {out}/in.lammps, data.lmp, {', '.join(e + '.nn' for e in calc.elements)}, README.txt; "
           f"run: cd {out} && mpirun -np N lmp -in in.lammps")
 
@@ -278,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--slab-width", type=float, default=5.0, help="cross-section thickness (A)")
     q.add_argument("--axis", choices=["x", "y", "z"], help="loading axis for LAMMPS logs (default y)")
     q.add_argument("--out", help="where the overlay of several runs goes")
+    q.add_argument("--potential", nargs="+", help="the run's potential (Li=Li.nn Si=Si.nn, a directory or model.pt): "
+                                                  "recomputes per-atom stress and energy of LAMMPS dump frames")
+    _trust_option(q)
+    q.add_argument("--device", default="cpu")
     q.set_defaults(func=_analyze)
 
     q = sub.add_parser("lammps", help="hand a run over to LAMMPS (pair_style aenet)")
@@ -301,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frame-every", type=int, default=1000)
     q.add_argument("--seed", type=int, default=12345)
     q.add_argument("--ascii", action="store_true", help="also write .nn.ascii files")
+    q.add_argument("--plugin", help="path of the built pair_style aenet plugin (aenetplugin.so): the deck loads it "
+                                    "with 'plugin load' (or set LAMMPS_PLUGIN_PATH instead; see README.txt)")
     q.set_defaults(func=_lammps_export)
 
     q = sub.add_parser("demo", help="stretch a-Li13Si4 with the bundled LiSi-demo potential and analyse it")

@@ -56,7 +56,7 @@ def main():
     config = TrainConfig(networks={e: [(25, "tanh")] * 2 for e in ts.elements}, epochs=epochs, batch_size=128,
                          forces=True, alpha=0.1, method="adamw", lr=3e-3, lr_final=3e-5, iter_write=1 if args.quick else 5,
                          dtype="float32")
-    summary = Trainer(ts, config, out).train()
+    summary = Trainer(ts, config, out).train(overwrite=True)  # the example owns its output folder
     print(f"Fig. 2: {out / 'rmse.png'}; best test energy RMSE {summary['best_test']['energy_rmse_test'] * 1000:.1f} "
           f"meV/atom, force RMSE {summary['best_test']['force_rmse_test']:.3f} eV/A")
 

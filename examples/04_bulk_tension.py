@@ -41,7 +41,7 @@ def main():
         atoms.calc = None
         protocol = Protocol(mode="tensile", axis="y", strain_rate=rate, relax_time=relax, time=strain / rate * 1e12,
                             record_every=20, frame_every=200 if args.quick else 1000)
-        runs.append(run(atoms, calc, protocol, out / f"a-{comp}"))
+        runs.append(run(atoms, calc, protocol, out / f"a-{comp}", overwrite=True))
     strains = (0.02, 0.04) if args.quick else (0.05, 0.10, 0.15, 0.20)
     summaries = analyze(runs, out=out, strains=strains)
     for comp, s in zip(COMPOSITIONS, summaries):

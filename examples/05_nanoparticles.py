@@ -38,7 +38,7 @@ def main():
         plot_structure(particle, out / f"particle_{comp}.png", title=f"a-{comp} R = {radius:g} A")
         protocol = Protocol(mode="pull", axis="y", strain_rate=rate, relax_time=relax, time=strain / rate * 1e12,
                             record_every=20, frame_every=200 if args.quick else 1000)
-        runs.append(run(particle, calc, protocol, out / f"np-{comp}"))
+        runs.append(run(particle, calc, protocol, out / f"np-{comp}", overwrite=True))
     analyze(runs, out=out, strains=(0.02, 0.04) if args.quick else (0.1, 0.2, 0.3))
     print(f"Figs. 7-9: {out}/particle_*.png, {out / 'stress_strain_overlay.png'}, {out}/np-*/analysis/")
 

@@ -38,7 +38,7 @@ def main():
     rate, strain, relax = (5e10, 0.04, 0.1) if args.quick else (1e10, 0.2, 2.0)
     protocol = Protocol(mode="pull", axis="y", strain_rate=rate, relax_time=relax, time=strain / rate * 1e12,
                         record_every=20, frame_every=200 if args.quick else 1000)
-    run_dir = run(stack, AenetTorch("LiSi-demo"), protocol, out / "stack-pull")
+    run_dir = run(stack, AenetTorch("LiSi-demo"), protocol, out / "stack-pull", overwrite=True)
     s = analyze_run(run_dir, strains=(0.02, 0.04) if args.quick else (0.05, 0.1, 0.2))
     print(f"Figs. 10-12: {out / 'packing.png'}, {out / 'stack.png'}, {run_dir}/analysis/ "
           f"(peak stress {s['ultimate_tensile_strength_GPa']['stress']:.2f} GPa)")

@@ -383,7 +383,7 @@ def main():
         "BATCHSIZE 32\nNPSEED 1\nPHSEED 1\n\nFORCES\nalpha=0.5\n\nMETHOD\nmethod=adamw lr=0.005 lr_final=0.00005\n\n"
         "REGULARIZATION 0.0001\n\nNETWORKS\n  Li  Li.nn  2  15:tanh 15:tanh\n  Si  Si.nn  2  15:tanh 15:tanh\n")
     generate(out / "generate.in")
-    summary = train(out / "train.in", out=out / "training", dtype="float32", checkpoint_every=100)
+    summary = train(out / "train.in", out=out / "training", dtype="float32", checkpoint_every=100, overwrite=True)
 
     # 3. errors against the teacher on held-out structures
     student = AenetTorch({"Li": str(out / "Li.nn"), "Si": str(out / "Si.nn")})

@@ -177,3 +177,117 @@ def test_deck_lateral_pressures_reach_the_target(tmp_path, crystal, tiny_potenti
         assert abs(x.mean() - 1.0) < 3 * stderr + 10.0  # bar
     # the loading axis carries the load: its |pressure| stays well above the lateral ones
     assert abs(load["Pxx"][n // 2:].mean()) > 5 * max(abs(load["Pyy"][n // 2:].mean()), abs(load["Pzz"][n // 2:].mean()))
+
+
+# ---------------------------------------------------------------- what pair_style aenet can and cannot give
+
+def test_deck_dumps_no_per_atom_stress_and_loads_a_plugin(tmp_path, crystal, tiny_potential):
+    """pair_style aenet has no per-atom virial: the deck must not dump one (nor per-atom energies);
+    --plugin writes the plugin load line before pair_style; the skin is 1 A; the minimiser uses the
+    per-atom max norm; README.txt says both ways to load the plugin and how to run on N ranks."""
+    p = Protocol(mode="tensile", axis="x", record_every=10, frame_every=50)
+    out = export_run(tmp_path / "d", crystal, p, dict(tiny_potential), plugin=str(tmp_path / "aenetplugin.so"))
+    deck = (out / "in.lammps").read_text()
+    for forbidden in ("stress/atom", "pe/atom", "v_sxx", "c_peratom"):
+        assert forbidden not in deck
+    lines = deck.splitlines()
+    plugin = lines.index(f"plugin          load {tmp_path / 'aenetplugin.so'}")
+    assert plugin < next(k for k, line in enumerate(lines) if line.startswith("pair_style"))
+    assert "neighbor        1 bin" in deck
+    assert lines[lines.index("min_modify      norm max") + 1].startswith("minimize        0.0 0.01 ")
+    readme = (out / "README.txt").read_text()
+    assert "plugin load" in readme and "LAMMPS_PLUGIN_PATH" in readme and "mpirun -np N lmp -in in.lammps" in readme
+    assert "--potential Li=Li.nn Si=Si.nn" in readme
+    no_plugin = (export_run(tmp_path / "e", crystal, p, dict(tiny_potential)) / "in.lammps").read_text()
+    assert "plugin" not in no_plugin
+
+
+def test_lammps_minimiser_stops_on_the_largest_atomic_force(tmp_path, tiny_potential):
+    """min_modify norm max: LAMMPS stops by the force criterion once max |F_i| <= fmax, like the ASE
+    runner, although the 2-norm of the whole force vector is still above fmax (with LAMMPS's
+    default 2-norm it would run on, or to the iteration cap on a large cell)."""
+    a = bulk("Li", "fcc", a=4.11, cubic=True).repeat((4, 4, 4))
+    a.rattle(0.05, seed=3)
+    fmax = 0.02
+    p = Protocol(mode="tensile", axis="x", minimize_fmax=fmax, minimize_steps=5000)
+    out = export_run(tmp_path / "m", a, p, dict(tiny_potential), stand_in=LJ)
+    deck = (out / "in.lammps").read_text()
+    head = deck[: deck.index("reset_timestep  0") + len("reset_timestep  0")]
+    (out / "min.lammps").write_text(head + "\nwrite_dump all custom forces.dump id type x y z fx fy fz modify sort id "
+                                           "format float %20.15g\n")
+    res = run_lammps(out, "min.lammps")
+    assert "Stopping criterion = force tolerance" in res.stdout
+    import ase.io
+
+    f = ase.io.read(out / "forces.dump", format="lammps-dump-text").get_forces()
+    per_atom = np.linalg.norm(f, axis=1)
+    assert per_atom.max() <= fmax
+    assert np.linalg.norm(f) > fmax  # the 2-norm criterion would not have stopped here
+
+
+def test_per_atom_stress_recomputed_for_lammps_frames(tmp_path, crystal, tiny_potential):
+    """The deck's frames (positions, velocities) get per-atom stress and energy recomputed with the
+    potential: their mean (sum) is LAMMPS's own global stress (-p, GPa, kinetic term included) and
+    potential energy at that step."""
+    import ase.io
+
+    from aenet_torch_ase.analysis.atomic_stress import recompute_atomic_stress
+    from aenet_torch_ase.analysis.report import analyze_run
+
+    def check(frame, block, step):
+        row = list(block["Step"]).index(step)
+        mean = frame.arrays["stress_GPa"].reshape(-1, 3, 3).mean(0)
+        for c, name in enumerate(("Pxx", "Pyy", "Pzz")):
+            assert mean[c, c] == pytest.approx(-block[name][row] * 1e-4, abs=1e-6)
+        assert frame.arrays["energy_eV"].sum() == pytest.approx(block["PotEng"][row], abs=1e-5)
+
+    # NVT: every dumped frame is the state of the thermo line of its step
+    p = Protocol(mode="nvt", axis="x", temperature=50, timestep=2.0, time=0.2, record_every=10, frame_every=20)
+    out = export_run(tmp_path / "nvt", crystal, p, dict(tiny_potential), stand_in=LJ)
+    run_lammps(out)
+    frames = ase.io.read(out / "dump.relax.lammpstrj", ":", format="lammps-dump-text")
+    redone = recompute_atomic_stress(frames, ase_lj())
+    block = read_lammps_log(out / "log.lammps")[-1]
+    assert len(redone) == p.load_steps // p.frame_every + 1
+    for k, frame in enumerate(redone):
+        check(frame, block, k * p.frame_every)
+    # tensile deck through `analyze --potential`: the recomputed frames land in analysis/
+    # (under fix deform LAMMPS prints the thermo of a step before the box update it dumps, so only
+    # the first frame of the ramp is the thermo state exactly)
+    p = Protocol(mode="tensile", axis="x", temperature=50, timestep=2.0, relax_time=0.04, time=0.2,
+                 strain_rate=1e10, pdamp_steps=250, record_every=10, frame_every=20)
+    out = export_run(tmp_path / "s", crystal, p, dict(tiny_potential), stand_in=LJ)
+    run_lammps(out)
+    summary = analyze_run(out, strains=(0.001,), axis="x", cutoff=4.0, progress=False, calc=ase_lj())
+    assert summary["atomic_stress"]["file"] == "atomic_stress.extxyz"
+    frames = ase.io.read(out / "analysis" / "atomic_stress.extxyz", ":")
+    assert len(frames) == p.load_steps // p.frame_every + 1
+    check(frames[0], read_lammps_log(out / "log.lammps")[-1], 0)
+    without = analyze_run(out, strains=(0.001,), axis="x", cutoff=4.0, progress=False)
+    assert "give the potential" in without["atomic_stress"]["note"]
+
+
+def test_recomputed_per_atom_stress_equals_the_ase_runner(tmp_path, tiny_potential):
+    """Same convention as the ASE runner: recomputing a trajectory frame with AenetTorch gives the
+    per-atom stress the runner wrote for it, and the atoms' stresses sum to the global one."""
+    from aenet_torch_ase.analysis.atomic_stress import recompute_atomic_stress
+    from aenet_torch_ase.md.stress import global_stress_gpa
+
+    from conftest import random_structure
+
+    atoms = random_structure(24, np.diag([8.0, 8.5, 9.0]), True, seed=7, min_dist=2.0)
+    calc = AenetTorch(tiny_potential)
+    p = Protocol(mode="tensile", axis="y", temperature=100, timestep=1.0, relax_time=0.01, time=0.01,
+                 minimize_fmax=0.0, record_every=5, frame_every=10)
+    out = run(atoms, calc, p, tmp_path / "r", progress=False)
+    import ase.io
+
+    frames = ase.io.read(out / "trajectory.extxyz", ":")
+    redone = recompute_atomic_stress(frames, calc)
+    for written, again in zip(frames, redone):
+        # the trajectory stores 8 decimals (extxyz)
+        np.testing.assert_allclose(again.arrays["stress_GPa"], written.arrays["stress_GPa"], rtol=0, atol=2e-6)
+        probe = written.copy()
+        probe.calc = calc
+        np.testing.assert_allclose(again.arrays["stress_GPa"].reshape(-1, 3, 3).mean(0), global_stress_gpa(probe),
+                                   atol=1e-9)

@@ -78,8 +78,13 @@ def broken_bond_fraction(reference, frame, bond_cutoff: float = 3.0, stretch: fl
 
 def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), window=(0.0, 0.02),
                 cutoff: float = 5.0, probe_radius: float = 2.5, slab_width: float = 5.0,
-                axis: Optional[str] = None, progress: bool = True) -> dict:
-    """Analyse one run directory; returns the summary written to analysis/summary.json."""
+                axis: Optional[str] = None, progress: bool = True, calc=None) -> dict:
+    """Analyse one run directory; returns the summary written to analysis/summary.json.
+
+    calc: a calculator of the run's potential (AenetTorch). With LAMMPS dumps,
+    which carry no per-atom stress (pair_style aenet has none), the per-atom
+    stress and energy of every frame are recomputed with it into
+    analysis/atomic_stress.extxyz (see `analysis.atomic_stress`)."""
     from tqdm import tqdm
 
     from .ovito_tools import atomic_strain, render_cross_section, voids
@@ -104,6 +109,7 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
     images = {"stress_strain": "stress_strain.png"}
 
     frames = load_frames(run_dir, curve.axis)
+    summary["atomic_stress"] = _atomic_stress(frames, calc, out, curve.axis, progress)
     series = {"strain": [], "void_volume_A3": [], "void_regions": [], "emptiest_slab_fraction": [],
               "broken_bond_fraction": [], "mean_shear_strain": []}
     if frames:
@@ -167,6 +173,25 @@ def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), windo
     return summary
 
 
+def _atomic_stress(frames, calc, out: Path, axis: str, progress: bool):
+    """Per-atom stress of frames that lack it (LAMMPS dumps), recomputed with `calc`."""
+    if not frames or "stress_GPa" in frames[0].arrays:
+        return {"source": "trajectory (written by the run)"} if frames else None
+    if calc is None:
+        return {"source": None, "note": "the frames carry no per-atom stress (LAMMPS pair_style aenet computes "
+                                        "none): give the potential (--potential) to recompute it"}
+    from ..io.records import rewrite_frames
+    from .atomic_stress import recompute_atomic_stress
+
+    with_stress = recompute_atomic_stress(frames, calc, progress=progress)
+    path = out / "atomic_stress.extxyz"
+    rewrite_frames(path, with_stress)
+    k = AXES.index(axis) * 4  # the axial component in the flattened 3x3
+    return {"source": "recomputed with the potential (per-atom virial + kinetic, atomic volume V/N)",
+            "file": path.name, "frames": len(with_stress),
+            "mean_axial_stress_GPa": [float(f.arrays["stress_GPa"][:, k].mean()) for f in with_stress]}
+
+
 def _plot_series(series, path, label):
     import matplotlib
 
@@ -220,7 +245,7 @@ def check_window(window) -> None:
 
 
 def analyze(run_dirs, *, out=None, **kwargs) -> list:
-    """Analyse several runs; overlay their stress-strain curves."""
+    """Analyse several runs (keyword arguments of `analyze_run`); overlay their stress-strain curves."""
     check_window(kwargs.get("window", (0.0, 0.02)))
     summaries = [analyze_run(d, **kwargs) for d in run_dirs]
     if len(run_dirs) > 1:

@@ -9,11 +9,21 @@
 - `in.lammps`, generated from the same `Protocol` the ASE runner uses
   (minimise, NVT relax, then tension/compression with `fix deform erate` +
   `fix npt` on the lateral axes, or NVT, or pull), with thermo output of
-  time, strain, pxx/pyy/pzz, lx/ly/lz, temp, pe and dumps that OVITO and
-  `aenet-torch analyze` read;
+  time, strain, pxx/pyy/pzz, lx/ly/lz, temp, pe and dumps (positions and
+  velocities at full precision) that OVITO and `aenet-torch analyze` read;
 - `README.txt`: which LAMMPS build is needed and how to run it.
 
 Units in the deck (LAMMPS metal): time ps, pressure bar, erate 1/ps.
+
+What `pair_style aenet` (aenet-lammps) gives: the total energy, the forces
+and the global virial are right; it computes no per-atom virial and tallies
+each atom's energy on one atom, so `compute stress/atom` holds only the
+kinetic term and `compute pe/atom` is meaningless. The deck therefore dumps
+neither: `aenet-torch analyze DECK --potential ...` recomputes per-atom
+stress and energy of each dumped frame with AenetTorch (`analysis.atomic_stress`).
+The minimiser stops on the largest per-atom force (`min_modify norm max`),
+the ASE runner's `fmax` criterion, and the neighbour skin is 1 A (aenet-lammps
+loops over the whole list, cutoff + skin).
 """
 
 from __future__ import annotations
@@ -60,8 +70,28 @@ def pair_lines(elements, nn_names: Optional[Dict[str, str]] = None, pair_style: 
     return f"pair_style      aenet {names}\npair_coeff      * *\n"
 
 
+#: neighbour-list skin (A): aenet-lammps evaluates every pair of the list (cutoff + skin), so a small
+#: skin saves 16-22 % of its CPU time against LAMMPS's metal default of 2 A
+SKIN = 1.0
+#: dumped per-atom columns: positions and velocities (per-atom stress is recomputed, see above)
+DUMP_COLUMNS = "id type element x y z vx vy vz"
+
+
+def _minimize_lines(p: Protocol):
+    # norm max: stop when the largest per-atom force is below fmax (the ASE criterion), not
+    # the 2-norm of the whole force vector, which a large cell never brings below fmax
+    return ["min_style       cg", "min_modify      norm max",
+            f"minimize        0.0 {p.minimize_fmax:g} {p.minimize_steps} {10 * p.minimize_steps}",
+            "reset_timestep  0"]
+
+
+def _dump_lines(name: str, every: int, elements) -> list:
+    return [f"dump            frames all custom {every} {name} {DUMP_COLUMNS}",
+            f"dump_modify     frames element {' '.join(elements)} sort id format float %.15g"]
+
+
 def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_file: str = "data.lmp",
-         pull_boundary: Optional[float] = None) -> str:
+         pull_boundary: Optional[float] = None, plugin: Optional[str] = None) -> str:
     """Text of in.lammps for `protocol` (see the module docstring)."""
     p = protocol
     ax = AXES[p.axis_index]
@@ -80,30 +110,27 @@ def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_fi
         f"boundary        {'p p p' if periodic else 's s s'}",
         f"read_data       {data_file}",
         masses.rstrip("\n"),
+    ]
+    if plugin:
+        lines += ["# pair_style aenet built as a LAMMPS plugin (or set LAMMPS_PLUGIN_PATH and drop this line)",
+                  f"plugin          load {plugin}"]
+    lines += [
         pair.rstrip("\n"),
-        "neighbor        2.0 bin",
+        f"neighbor        {SKIN:g} bin",
         "neigh_modify    every 1 delay 0 check yes",
         f"timestep        {dt_ps:g}",
         "",
-        "# per-atom virial stress (LAMMPS stress/atom: pressure*volume, tension positive like ASE);",
-        "# per-atom stress in GPa with the atomic volume V/N, as aenet-torch-ase writes it.",
-        "# aenet's per-atom energies (compute pe/atom) are not meaningful; total energy, forces and the",
-        "# global virial are.",
-        "compute         peratom all stress/atom NULL",
-        "variable        vatom equal vol/count(all)",
-    ]
-    for k, c in enumerate(["xx", "yy", "zz", "xy", "xz", "yz"], start=1):
-        lines.append(f"variable        s{c} atom c_peratom[{k}]/v_vatom*1e-4")
-    lines += [
+        "# pair_style aenet computes no per-atom virial and no meaningful per-atom energy: the dumps hold",
+        "# positions and velocities; 'aenet-torch analyze . --potential ...' recomputes per-atom stress",
+        "# (GPa, atomic volume V/N, kinetic term from the velocities) and energy for every frame.",
         "",
         "thermo_style    custom step time temp pe ke etotal press pxx pyy pzz pxy pxz pyz lx ly lz vol",
         f"thermo          {p.record_every}",
         "thermo_modify   flush yes",
     ]
     if p.minimize_fmax > 0 and p.mode != "pull":
-        lines += ["", "# ---- minimisation (conjugate gradients, fixed box)", "min_style       cg",
-                  f"minimize        0.0 {p.minimize_fmax:g} {p.minimize_steps} {10 * p.minimize_steps}",
-                  "reset_timestep  0"]
+        lines += ["", "# ---- minimisation (conjugate gradients, fixed box; largest per-atom force < fmax eV/A)"]
+        lines += _minimize_lines(p)
     if p.mode == "pull":
         lines += [
             "",
@@ -116,9 +143,7 @@ def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_fi
             "velocity        fixed set 0.0 0.0 0.0",
         ]
         if p.minimize_fmax > 0:
-            lines += ["min_style       cg",
-                      f"minimize        0.0 {p.minimize_fmax:g} {p.minimize_steps} {10 * p.minimize_steps}",
-                      "reset_timestep  0"]
+            lines += _minimize_lines(p)
         thermo_group = "mobile"
     else:
         thermo_group = "all"
@@ -127,9 +152,7 @@ def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_fi
         "# ---- NVT relaxation (Nose-Hoover chain)",
         f"velocity        {thermo_group} create {p.temperature:g} {p.seed} dist gaussian mom yes rot yes",
         f"fix             nvt {thermo_group} nvt temp {p.temperature:g} {p.temperature:g} {tdamp_ps:g}",
-        f"dump            frames all custom {p.frame_every} dump.relax.lammpstrj id type element x y z vx vy vz "
-        "v_sxx v_syy v_szz v_sxy v_sxz v_syz",
-        f"dump_modify     frames element {' '.join(elements)} sort id",
+        *_dump_lines("dump.relax.lammpstrj", p.frame_every, elements),
         f"run             {p.relax_steps if p.mode != 'nvt' else p.load_steps}",
         "undump          frames",
     ]
@@ -150,9 +173,7 @@ def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_fi
             f"fix             deform all deform 1 {ax} erate {erate_per_ps:g} remap x",
             "thermo_style    custom step time v_strain temp pe ke etotal press pxx pyy pzz pxy pxz pyz lx ly lz vol",
             f"thermo          {p.record_every}",
-            f"dump            frames all custom {p.frame_every} dump.load.lammpstrj id type element x y z vx vy vz "
-            "v_sxx v_syy v_szz v_sxy v_sxz v_syz",
-            f"dump_modify     frames element {' '.join(elements)} sort id",
+            *_dump_lines("dump.load.lammpstrj", p.frame_every, elements),
             f"run             {p.load_steps}",
         ]
     elif p.mode == "pull":
@@ -173,8 +194,7 @@ def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_fi
             + " ".join("NULL" if a != ax else "auto" for a in AXES) + " 0.0",
             "thermo_style    custom step time v_strain v_fpull temp pe ke etotal",
             f"thermo          {p.record_every}",
-            f"dump            frames all custom {p.frame_every} dump.load.lammpstrj id type element x y z vx vy vz",
-            f"dump_modify     frames element {' '.join(elements)} sort id",
+            *_dump_lines("dump.load.lammpstrj", p.frame_every, elements),
             f"run             {p.load_steps}",
         ]
     lines += ["", "write_data      final.data"]
@@ -185,31 +205,43 @@ README = """LAMMPS input generated by aenet-torch-ase {version}
 
 Files: {nn} (aenet potentials), data.lmp (structure; atom types {types}), in.lammps (protocol).
 
-Needs a LAMMPS build with the aenet pair style (aenet-lammps: LAMMPS compiled with aenet's library,
-github.com/atomisticnet/aenet-lammps) and the packages it uses; the deck itself uses only core LAMMPS
-commands (fix nvt/npt/deform, compute stress/atom, dump custom; fix smd for --protocol pull needs
+Needs LAMMPS with the aenet pair style (aenet-lammps: `pair_style aenet`, linked with aenet's library;
+building it for current LAMMPS, as a plugin or compiled in: see docs/lammps.md of aenet-torch-ase). The deck
+itself uses only core LAMMPS commands (fix nvt/npt/deform, dump custom; fix smd for --protocol pull needs
 the EXTRA-FIX package).
+
+Loading the plugin, either way:
+  - a line `plugin load /path/to/aenetplugin.so` before pair_style in in.lammps
+    (`aenet-torch lammps export --plugin /path/to/aenetplugin.so` writes it{plugin_note}), or
+  - no edit: `export LAMMPS_PLUGIN_PATH=/path/to/folder/of/the/plugin` before running lmp
+    (LAMMPS loads every *plugin.so in that folder at start-up).
 
 Run on N MPI ranks in this directory:
 
     mpirun -np N lmp -in in.lammps
 
 Output: log.lammps (thermo: time ps, strain, pxx pyy pzz bar, lx ly lz A, temp K, pe eV), dump.*.lammpstrj
-(per-atom stress v_s.. in GPa, atomic volume V/N) and final.data. Analyse with
+(positions and velocities at full precision) and final.data.
 
-    aenet-torch analyze .  --axis {axis}
+pair_style aenet gives the right total energy, forces and global virial (the thermo pressures), but no
+per-atom virial and no meaningful per-atom energy, so the deck dumps neither. Per-atom stress (GPa, atomic
+volume V/N, kinetic term from the dumped velocities) and per-atom energies are recomputed for every frame by
 
-Units: LAMMPS metal (A, eV, ps, bar). Tension positive stress = -pressure.
+    aenet-torch analyze . --axis {axis} --potential {nn_spec}
+
+(analysis/atomic_stress.extxyz). Units: LAMMPS metal (A, eV, ps, bar). Tension positive stress = -pressure.
 """
 
 
 def export_run(out, atoms, protocol: Protocol, nn_files: Dict[str, NNFile], *, ascii: bool = False,
-               stand_in: Optional[tuple] = None) -> Path:
+               stand_in: Optional[tuple] = None, plugin: Optional[str] = None) -> Path:
     """Write the LAMMPS hand-over of `atoms` + `protocol` into `out`.
 
     nn_files: {symbol: NNFile} (e.g. `AenetTorch(...).current_nn_files()`).
     stand_in: (pair_style, pair_coeff) to replace aenet, e.g. for tests with
         a LAMMPS build without aenet.
+    plugin: path of a built aenet pair-style plugin; the deck loads it
+        (`plugin load`) before `pair_style aenet`.
     """
     from .. import __version__
     from ..io.nn_ascii import write_nn_ascii
@@ -254,9 +286,13 @@ def export_run(out, atoms, protocol: Protocol, nn_files: Dict[str, NNFile], *, a
         x = work.positions[:, protocol.axis_index]
         boundary = float(x.min() + protocol.fixed_fraction * (x.max() - x.min()))
     pair = pair_lines(elements, names, *(stand_in or (None, None)))
+    if plugin is not None:
+        plugin = str(Path(plugin).resolve())
     atomic_write_text(str(out / "in.lammps"), deck(protocol, elements, periodic=periodic, pair=pair,
-                                                   pull_boundary=boundary))
+                                                   pull_boundary=boundary, plugin=plugin))
     atomic_write_text(str(out / "README.txt"), README.format(
         version=__version__, nn=", ".join(names[e] for e in elements),
-        types=" ".join(f"{k + 1}={e}" for k, e in enumerate(elements)), axis=protocol.axis))
+        types=" ".join(f"{k + 1}={e}" for k, e in enumerate(elements)), axis=protocol.axis,
+        nn_spec=" ".join(f"{e}={names[e]}" for e in elements),
+        plugin_note=f"; this deck loads {plugin}" if plugin else "; this deck has no such line"))
     return out

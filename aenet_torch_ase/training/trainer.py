@@ -181,6 +181,7 @@ class Trainer:
         self.elapsed = 0.0
         self._batches: Optional[List[_Batch]] = None
         self._batch_order: Optional[Tensor] = None
+        self._owns_output = False
 
     # ------------------------------------------------------------ set-up
     def _select_and_split(self):
@@ -532,9 +533,12 @@ class Trainer:
     def _prepare_output(self, resume: bool, overwrite: bool) -> None:
         """Refuse to overwrite an earlier training, and check every output
         location is writable before the first epoch."""
+        if self._owns_output and not resume:
+            return  # a further train() call of this trainer continues its own run
         prepare_run_dir(self.out, self.run_files(), overwrite=overwrite, resume=resume, what="training")
         for p in self.nn_paths().values():
             check_writable(p.parent, "folder of the network files (NETWORKS)")
+        self._owns_output = True
 
     def export(self, best: bool = True) -> Dict[str, Path]:
         """Write `<file>.nn` (binary, for predict.x/LAMMPS) and `<file>.nn.ascii`
