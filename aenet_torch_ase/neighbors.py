@@ -78,35 +78,130 @@ def check_cell_images(cell, pbc, cutoff: float, n_atoms: int, max_pairs: int = D
 
 
 class NeighborList:
-    """Pairs (i, j, shift) with |r_j + shift . cell - r_i| < cutoff.
+    """Pairs (i, j, shift) with |r_j + shift . cell - r_i| < cutoff, sorted by i.
+
+    With `skin` > 0 (Angstrom) the list is built for cutoff + skin and reused
+    while that is exact (Verlet list): `pairs` then recomputes the pair
+    vectors of the stored list and keeps those inside the cutoff. It is
+    rebuilt when the atom count, atomic numbers or pbc change, or when
+
+        2 max_i |d_i| + eta (cutoff + skin) > skin,
+
+    with d_i the displacement of atom i since the build measured in
+    fractional coordinates (x = u C: a homogeneous deformation of the cell,
+    as fix deform or a barostat applies, moves no atom) and eta the
+    spectral norm of C0^-1 (C - C0), the relative change of the cell. Then
+    no pair can have entered the cutoff from beyond cutoff + skin, so the
+    reused list gives exactly the pairs of a fresh one. Without a full-rank
+    cell, displacements are Cartesian and any change of the cell rebuilds.
 
     Args:
         cutoff: Angstrom.
+        skin: Angstrom; 0 builds a new list at every call.
     """
 
-    def __init__(self, cutoff: float):
+    def __init__(self, cutoff: float, skin: float = 0.0):
         import vesin_torch
 
         self.cutoff = float(cutoff)
-        self._nl = vesin_torch.NeighborList(cutoff=self.cutoff, full_list=True, sorted=False)
+        self.skin = float(skin)
+        if self.skin < 0:
+            raise ValueError(f"skin must not be negative, got {skin}")
+        self._vesin = vesin_torch
+        self._nl = {}
+        self._saved = None
+        self.builds = 0  # number of lists built (for tests and benchmarks)
 
-    def __call__(self, positions: Tensor, cell: Tensor, pbc: Tensor):
-        """positions (N, 3), cell (3, 3) rows = lattice vectors, pbc (3,) bool;
-        float64 tensors on any device. Returns i, j (P,) int64 (in no particular
-        order) and shifts (P, 3) int64 lattice translations of j."""
-        positions = positions.to(torch.float64)
-        cell = cell.to(torch.float64)
-        pbc = pbc.to(device=positions.device, dtype=torch.bool)
+    def _build(self, positions: Tensor, cell: Tensor, pbc: Tensor, cutoff: float):
         if positions.shape[0] == 0:
             empty = torch.zeros(0, dtype=torch.int64, device=positions.device)
             return empty, empty, torch.zeros(0, 3, dtype=torch.int64, device=positions.device)
         if not bool(pbc.any()):
             # vesin wants a box only for periodic directions; keep it out of the way
             cell = torch.zeros_like(cell)
-        i, j, shifts = self._nl.compute(points=positions, box=cell, periodic=pbc, quantities="ijS")
+        threads = max(1, torch.get_num_threads())
+        key = (cutoff, threads)
+        if key not in self._nl:
+            self._nl[key] = self._vesin.NeighborList(cutoff=cutoff, full_list=True, sorted=True, n_threads=threads)
+        i, j, shifts = self._nl[key].compute(points=positions, box=cell, periodic=pbc, quantities="ijS")
+        self.builds += 1
         return i.to(torch.int64), j.to(torch.int64), shifts.to(torch.int64)
+
+    def __call__(self, positions: Tensor, cell: Tensor, pbc: Tensor):
+        """positions (N, 3), cell (3, 3) rows = lattice vectors, pbc (3,) bool;
+        float64 tensors on any device. Returns i, j (P,) int64 (sorted by i)
+        and shifts (P, 3) int64 lattice translations of j."""
+        i, j, shifts, _ = self.pairs(positions, cell, pbc)
+        return i, j, shifts
+
+    def pairs(self, positions: Tensor, cell: Tensor, pbc: Tensor, numbers: Tensor | None = None,
+              dtype: torch.dtype = torch.float64, within_cutoff: bool = True):
+        """(i, j, shifts, vectors) of the pairs inside the cutoff; vectors
+        (P, 3) = r_j - r_i + shifts . cell in `dtype`. `numbers` (atomic
+        numbers or species) only tells the list when to rebuild.
+        within_cutoff=False returns the whole (cutoff + skin) list, for
+        consumers that ignore pairs beyond the cutoff themselves (the
+        descriptor does): it saves a compaction per call."""
+        positions = positions.to(torch.float64)
+        cell = cell.to(torch.float64)
+        pbc = pbc.to(device=positions.device, dtype=torch.bool)
+        if self.skin <= 0.0:
+            i, j, shifts = self._build(positions, cell, pbc, self.cutoff)
+            return i, j, shifts, pair_vectors(positions, cell, i, j, shifts).to(dtype)
+        if not self._reusable(positions, cell, pbc, numbers):
+            i, j, shifts = self._build(positions, cell, pbc, self.cutoff + self.skin)
+            full_rank = bool(pbc.any()) and abs(float(torch.linalg.det(cell))) > 0
+            self._saved = {
+                "i": i, "j": j, "shifts": shifts, "cell": cell.clone(), "pbc": pbc.clone(),
+                "numbers": None if numbers is None else numbers.clone(), "full_rank": full_rank,
+                "frac": self._frame(positions, cell, full_rank),
+            }
+        s = self._saved
+        from .potential import compiled_kernels
+
+        if not within_cutoff:
+            return s["i"], s["j"], s["shifts"], pair_vectors(positions, cell, s["i"], s["j"], s["shifts"]).to(dtype)
+        if compiled_kernels.usable(positions):
+            i, j, shifts, vectors = compiled_kernels.pairs_within(positions, cell, s["i"], s["j"], s["shifts"],
+                                                                  self.cutoff)
+            return i, j, shifts, vectors.to(dtype)
+        vectors = pair_vectors(positions, cell, s["i"], s["j"], s["shifts"])
+        inside = (vectors * vectors).sum(1) < self.cutoff * self.cutoff
+        keep = inside.nonzero().squeeze(1)
+        return s["i"][keep], s["j"][keep], s["shifts"][keep], vectors[keep].to(dtype)
+
+    @staticmethod
+    def _frame(positions: Tensor, cell: Tensor, full_rank: bool) -> Tensor:
+        """Fractional coordinates (full-rank cell) or positions."""
+        return torch.linalg.solve(cell.T, positions.T).T if full_rank else positions.clone()
+
+    def _reusable(self, positions: Tensor, cell: Tensor, pbc: Tensor, numbers) -> bool:
+        s = self._saved
+        if s is None or positions.shape[0] != s["frac"].shape[0] or not torch.equal(pbc, s["pbc"]):
+            return False
+        if numbers is not None and (s["numbers"] is None or not torch.equal(numbers, s["numbers"])):
+            return False
+        if s["full_rank"]:
+            cell0 = s["cell"]
+            # eta: largest relative length change of any vector under r -> r C0^-1 C
+            eta = float(torch.linalg.matrix_norm(torch.linalg.solve(cell0, cell - cell0), ord=2))
+            d = (self._frame(positions, cell, True) - s["frac"]) @ cell
+        else:
+            if bool(pbc.any()) and not torch.equal(cell, s["cell"]):
+                return False
+            eta = 0.0
+            d = positions - s["frac"]
+        if d.numel() == 0:
+            return True
+        largest = float(torch.sqrt((d * d).sum(1).max()))
+        return 2.0 * largest + eta * (self.cutoff + self.skin) <= self.skin
 
 
 def pair_vectors(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: Tensor) -> Tensor:
     """(P, 3) r_j - r_i + shifts @ cell, in the dtype of `positions`."""
+    from .potential import compiled_kernels
+
+    if positions.dtype == torch.float64 and compiled_kernels.usable(positions) and i.numel() > 4096 \
+            and not (positions.requires_grad or cell.requires_grad):
+        return compiled_kernels.pair_vectors(positions, cell, i, j, shifts)
     return positions[j] - positions[i] + shifts.to(positions.dtype) @ cell.to(positions.dtype)

@@ -133,8 +133,14 @@ class ChebyshevDescriptor(nn.Module):
     def _fast(
         self, n_centers: int, pair_center: Tensor, neighbor_species: Tensor, vectors: Tensor
     ) -> Tensor:
-        """Same result as `reference`, through the custom autograd kernels."""
+        """Same result as `reference`, through the compiled CPU kernels
+        (`compiled_kernels`, numba) or the custom torch autograd kernels."""
+        from . import compiled_kernels
         from .chebyshev_kernels import AngularSums, RadialSums
+
+        if compiled_kernels.usable(vectors):
+            return compiled_kernels.CompiledChebyshev.apply(vectors, pair_center, neighbor_species, n_centers,
+                                                               self)
 
         dtype = vectors.dtype
         nr = self.radial_order + 1

@@ -22,9 +22,19 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import compiled_kernels
+
+
+def numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
 #: pairs per chunk: keeps each (orders x pairs) work tensor below glibc's
 #: 32 MB mmap limit (see _allocator) and the whole step's memory bounded
 DEFAULT_CHUNK_PAIRS = 131_072
+#: the compiled kernels keep no (orders x pairs) tensors: ~100 bytes per pair
+COMPILED_CHUNK_PAIRS = 2_097_152
 
 
 @dataclass
@@ -71,16 +81,19 @@ def evaluate(
     forces: bool = True,
     virial: bool = True,
     atomic_virials: bool = False,
-    chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
+    chunk_pairs: Optional[int] = None,
 ) -> Evaluation:
     """Evaluate `model` on one structure (or a disjoint union of structures).
 
     species: (N,) int64 element indices; pair_i, pair_j: (P,) int64, a full
     list (each pair in both directions, any order); vectors: (P, 3) in the
-    model's dtype, r_j - r_i + lattice shift (Angstrom).
+    model's dtype, r_j - r_i + lattice shift (Angstrom). chunk_pairs: pairs
+    per chunk of centres (default: by the kernels in use).
     """
-    if pair_i.numel() > chunk_pairs:
-        # chunks are contiguous ranges of centres
+    if chunk_pairs is None:
+        chunk_pairs = COMPILED_CHUNK_PAIRS if compiled_kernels.usable(vectors) else DEFAULT_CHUNK_PAIRS
+    if pair_i.numel() > chunk_pairs and not bool((pair_i[1:] >= pair_i[:-1]).all()):
+        # chunks are contiguous ranges of centres (neighbour lists come sorted by centre)
         order = torch.argsort(pair_i, stable=True)
         pair_i, pair_j, vectors = pair_i[order], pair_j[order], vectors[order]
     n = species.shape[0]
@@ -98,12 +111,28 @@ def evaluate(
         with torch.enable_grad() if need_grad else torch.no_grad():
             if need_grad:
                 v = v.detach().requires_grad_(True)
-            e = model(species[a:b], ci - a, neighbor_species[p0:p1], v)
+            e = model(species[a:b], ci - a if a else ci, neighbor_species[p0:p1], v)
             energies[a:b] = e.detach()
             if not need_grad:
                 continue
             (g,) = torch.autograd.grad(e.sum(), v)
         v = v.detach()
+        if compiled_kernels.usable(v) and f is not None and w is not None:
+            # one serial pass instead of four scatters (float64 accumulation)
+            f64 = torch.zeros(n, 3, dtype=torch.float64) if f.dtype != torch.float64 else f
+            w64 = torch.zeros(3, 3, dtype=torch.float64)
+            wa64 = (wa if wa.dtype == torch.float64 else torch.zeros(n, 3, 3, dtype=torch.float64)) \
+                if wa is not None else torch.zeros(1, 3, 3, dtype=torch.float64)
+            with compiled_kernels.torch_threads():
+                compiled_kernels.accumulate_kernel(ci.numpy(), cj.numpy(), v.to(torch.float64).numpy(),
+                                                   g.detach().to(torch.float64).numpy(), f64.numpy(), w64.numpy(),
+                                                   wa64.numpy(), wa is not None, numba_threads())
+            if f64 is not f:
+                f += f64.to(f.dtype)
+            w += w64.to(w.dtype)
+            if wa is not None and wa64 is not wa:
+                wa += wa64.to(wa.dtype)
+            continue
         if f is not None:
             f.index_add_(0, ci, g)
             f.index_add_(0, cj, -g)

@@ -1,0 +1,548 @@
+"""Compiled CPU kernels (numba): Chebyshev descriptor and its gradient, pair
+vectors, and forces/virials from pair gradients.
+
+The eager torch kernels (`chebyshev_kernels`) stream (orders x pairs) arrays
+through memory several times per call. Here one pass per central atom
+computes everything in registers and small per-atom arrays:
+
+- `descriptor_kernel`: for each centre i (in parallel), the radial sums over
+  its pairs and the angular sums over its pairs of pairs, written to row i
+  of the descriptor (plain and typespin-weighted blocks, spec 1.3-1.4);
+- `gradient_kernel`: given dE/dG (the networks' backward), for each centre
+  the derivative of E with respect to each of its pair vectors; every pair
+  belongs to one centre, so threads never write the same row.
+
+- `pair_vectors_kernel`, `accumulate_kernel`: r_j - r_i + S.C of a pair
+  list, and forces (and per-atom virials) from dE/dv of every pair.
+
+The descriptor kernels work on a centre-sorted view of the pair list (`center_order`, a
+counting sort). The math is the one of `descriptor.ChebyshevDescriptor.reference`
+and agrees with it to round-off (tests). numba compiles on first use
+(cached on disk); without numba, or on GPU, the torch kernels are used.
+`AENET_TORCH_COMPILED=0` switches this path off.
+
+Threads: numba's own pool, set to torch's thread count per call; work is
+handed out in small chunks of centres so that a thread on a busy core does
+not hold the others up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from torch import Tensor
+
+PI_AENET = 3.14159265358979
+
+try:  # numba is optional: the torch kernels are the tested fallback
+    if os.environ.get("AENET_TORCH_COMPILED", "1") == "0":
+        raise ImportError("disabled by AENET_TORCH_COMPILED=0")
+    import numba
+    from numba import njit, prange
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
+    AVAILABLE = False
+
+    def njit(*args, **kwargs):
+        def wrap(f):
+            return f
+        return wrap
+
+    prange = range
+
+#: switched off by tests that compare both paths
+enabled = True
+#: centres per work item handed to a thread (dynamic load balance)
+CHUNK = 16
+
+
+def usable(vectors: Tensor) -> bool:
+    """True when the compiled path can serve this call (CPU tensors, numba present)."""
+    return AVAILABLE and enabled and vectors.device.type == "cpu"
+
+
+@njit(cache=True)
+def center_order(pair_center, n_centers):
+    """Counting sort of the pairs by centre: (order, starts) with the pairs of
+    centre i at order[starts[i]:starts[i+1]] (original order kept). For a
+    list already sorted by centre (neighbour lists are) order is empty,
+    meaning the identity."""
+    sorted_ = True
+    for p in range(1, pair_center.shape[0]):
+        if pair_center[p] < pair_center[p - 1]:
+            sorted_ = False
+            break
+    if sorted_:
+        starts = np.searchsorted(pair_center, np.arange(n_centers + 1))
+        return np.empty(0, dtype=np.int64), starts.astype(np.int64)
+    counts = np.zeros(n_centers + 1, dtype=np.int64)
+    for p in range(pair_center.shape[0]):
+        counts[pair_center[p] + 1] += 1
+    for i in range(n_centers):
+        counts[i + 1] += counts[i]
+    starts = counts.copy()
+    fill = counts[:-1].copy()
+    order = np.empty(pair_center.shape[0], dtype=np.int64)
+    for p in range(pair_center.shape[0]):
+        c = pair_center[p]
+        order[fill[c]] = p
+        fill[c] += 1
+    return order, starts
+
+
+@njit(cache=True, fastmath=False)
+def _chebyshev(x, K, T):
+    """T_0..T_{K-1}(x) into T."""
+    T[0] = 1.0
+    if K > 1:
+        T[1] = x
+    for k in range(2, K):
+        T[k] = 2.0 * x * T[k - 1] - T[k - 2]
+
+
+@njit(cache=True, fastmath=False)
+def _chebyshev_d(x, K, T, dT):
+    """T_k(x) and dT_k/dx = k U_{k-1}(x), k < K."""
+    T[0] = 1.0
+    dT[0] = 0.0
+    if K > 1:
+        T[1] = x
+        dT[1] = 1.0
+    u_prev2 = 1.0  # U_0
+    u_prev = 2.0 * x  # U_1
+    for k in range(2, K):
+        T[k] = 2.0 * x * T[k - 1] - T[k - 2]
+        dT[k] = k * u_prev
+        u_new = 2.0 * x * u_prev - u_prev2
+        u_prev2 = u_prev
+        u_prev = u_new
+
+
+#: floating-point freedoms for the compiled loops: reassociation lets the sums
+#: over pairs use SIMD lanes (results change at round-off level only)
+FASTMATH = {"reassoc", "contract"}
+
+
+# cos and sin of the cutoff argument a = pi_aenet r / Rc in [0, pi) by series in
+# y = a - pi_aenet/2 (|y| <= pi/2; 12 terms reach round-off, 2e-16 absolute) and
+# the exact angle-sum identity with cos/sin(pi_aenet/2): no libm call, so the
+# loop over a centre's pairs runs in SIMD lanes
+_SIN_SERIES = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(11, -1, -1))
+_COS_SERIES = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(11, -1, -1))
+_COS_HALF_PI = math.cos(PI_AENET / 2.0)
+_SIN_HALF_PI = math.sin(PI_AENET / 2.0)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _radial_members(vectors, neighbor_species, order, p0, p1, weights, rc_r, rc_a, rmin,
+                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx):
+    """Pairs of one centre inside the radial cutoff into the scratch arrays
+    (unit vector, r, Chebyshev argument, fc, dfc/dr, typespin weight);
+    returns (n radial, n angular) with the angular members' slots in a_idx."""
+    n = 0
+    rc2 = rc_r * rc_r
+    rmin2 = rmin * rmin
+    identity = order.shape[0] == 0
+    for s in range(p0, p1):  # compaction (branchy, cheap)
+        p = s if identity else order[s]
+        vx, vy, vz = vectors[p, 0], vectors[p, 1], vectors[p, 2]
+        d2 = vx * vx + vy * vy + vz * vz
+        if d2 <= rmin2 or d2 >= rc2:
+            continue
+        idx[n] = p
+        ux[n] = vx
+        uy[n] = vy
+        uz[n] = vz
+        w[n] = weights[neighbor_species[p]]
+        n += 1
+    scale = PI_AENET / rc_r
+    for q in range(n):  # straight-line arithmetic over the members (SIMD)
+        rr = math.sqrt(ux[q] * ux[q] + uy[q] * uy[q] + uz[q] * uz[q])
+        inv = 1.0 / rr
+        ux[q] *= inv
+        uy[q] *= inv
+        uz[q] *= inv
+        r[q] = rr
+        x[q] = rr * (2.0 / rc_r) - 1.0
+        y = rr * scale - 0.5 * PI_AENET
+        y2 = y * y
+        sy = 0.0
+        for c in _SIN_SERIES:
+            sy = sy * y2 + c
+        sy *= y
+        cy = 0.0
+        for c in _COS_SERIES:
+            cy = cy * y2 + c
+        cos_a = cy * _COS_HALF_PI - sy * _SIN_HALF_PI
+        sin_a = sy * _COS_HALF_PI + cy * _SIN_HALF_PI
+        fc[q] = 0.5 * (cos_a + 1.0)
+        dfc[q] = (-0.5 * scale) * sin_a
+    m = 0
+    for q in range(n):
+        if r[q] < rc_a:
+            a_idx[m] = q
+            m += 1
+    return n, m
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def descriptor_kernel(vectors, neighbor_species, order, starts, weights, rc_r, nr, rc_a, na,
+                      weighted, slope, legacy, rmin, out):
+    """out[i] = [R (nr), A (na), Rw (nr), Aw (na)] of centre i (rows zeroed here)."""
+    n_centers = starts.shape[0] - 1
+    n_chunks = (n_centers + CHUNK - 1) // CHUNK
+    width = 1
+    for i in range(n_centers):
+        width = max(width, starts[i + 1] - starts[i])
+    for chunk in prange(n_chunks):
+        T = np.empty(max(nr, na))
+        idx = np.empty(width, dtype=np.int64)
+        a_idx = np.empty(width, dtype=np.int64)
+        ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
+        r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        t_prev, t_cur, wfc = np.empty(width), np.empty(width), np.empty(width)
+        for i in range(chunk * CHUNK, min(n_centers, chunk * CHUNK + CHUNK)):
+            row = out[i]
+            for k in range(row.shape[0]):
+                row[k] = 0.0
+            n, m = _radial_members(vectors, neighbor_species, order, starts[i], starts[i + 1], weights, rc_r,
+                                   rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx)
+            # radial: T_k over all pairs at once, order by order (SIMD over pairs)
+            s0 = 0.0
+            s0w = 0.0
+            s1 = 0.0
+            s1w = 0.0
+            for q in range(n):
+                wfc[q] = w[q] * fc[q]
+                t_prev[q] = 1.0
+                t_cur[q] = x[q]
+                s0 += fc[q]
+                s0w += wfc[q]
+                s1 += fc[q] * x[q]
+                s1w += wfc[q] * x[q]
+            row[0] = s0
+            if nr > 1:
+                row[1] = s1
+            if weighted:
+                row[nr + na] = s0w
+                if nr > 1:
+                    row[nr + na + 1] = s1w
+            for k in range(2, nr):
+                acc = 0.0
+                accw = 0.0
+                for q in range(n):
+                    t = 2.0 * x[q] * t_cur[q] - t_prev[q]
+                    t_prev[q] = t_cur[q]
+                    t_cur[q] = t
+                    acc += fc[q] * t
+                    accw += wfc[q] * t
+                row[k] = acc
+                if weighted:
+                    row[nr + na + k] = accw
+            # angular: unordered pairs of the members inside the angular cutoff
+            for a_ in range(m):
+                a = a_idx[a_]
+                for b_ in range(a_ + 1, m):
+                    b = a_idx[b_]
+                    cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
+                    xa = cos * slope - 1.0 if legacy else cos
+                    _chebyshev(xa, na, T)
+                    f = (0.5 * (math.cos(r[a] * (PI_AENET / rc_a)) + 1.0)) * \
+                        (0.5 * (math.cos(r[b] * (PI_AENET / rc_a)) + 1.0))
+                    for k in range(na):
+                        row[nr + k] += f * T[k]
+                    if weighted:
+                        fw = f * w[a] * w[b]
+                        for k in range(na):
+                            row[2 * nr + na + k] += fw * T[k]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def gradient_kernel(vectors, neighbor_species, order, starts, weights, rc_r, nr, rc_a, na,
+                    weighted, slope, legacy, rmin, grad_features, grad_vectors):
+    """grad_vectors[p] = dE/dv_p from grad_features = dE/dG (rows of the centres)."""
+    n_centers = starts.shape[0] - 1
+    n_chunks = (n_centers + CHUNK - 1) // CHUNK
+    width = 1
+    for i in range(n_centers):
+        width = max(width, starts[i + 1] - starts[i])
+    for chunk in prange(n_chunks):
+        K = max(nr, na)
+        T = np.empty(K)
+        dT = np.empty(K)
+        idx = np.empty(width, dtype=np.int64)
+        a_idx = np.empty(width, dtype=np.int64)
+        ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
+        r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        t_prev, t_cur, u_prev, u_cur = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        sa, sb, sc, sd = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        for i in range(chunk * CHUNK, min(n_centers, chunk * CHUNK + CHUNK)):
+            g = grad_features[i]
+            p0, p1 = starts[i], starts[i + 1]
+            for s in range(p0, p1):
+                p = s if order.shape[0] == 0 else order[s]
+                grad_vectors[p, 0] = 0.0
+                grad_vectors[p, 1] = 0.0
+                grad_vectors[p, 2] = 0.0
+            n, m = _radial_members(vectors, neighbor_species, order, p0, p1, weights, rc_r, rc_a, rmin,
+                                   idx, ux, uy, uz, r, x, fc, dfc, w, a_idx)
+            # per pair: sa = sum_k g_k T_k, sb = sum_k gw_k T_k, sc, sd the same with dT_k/dx
+            # (dT_k/dx = k U_{k-1}; U by its own recursion), order by order, SIMD over pairs
+            g0 = g[0]
+            gw0 = g[nr + na] if weighted else 0.0
+            for q in range(n):
+                sa[q] = g0
+                sb[q] = gw0
+                sc[q] = 0.0
+                sd[q] = 0.0
+                t_prev[q] = 1.0
+                t_cur[q] = x[q]
+                u_prev[q] = 1.0  # U_0
+                u_cur[q] = 2.0 * x[q]  # U_1
+            if nr > 1:
+                g1 = g[1]
+                gw1 = g[nr + na + 1] if weighted else 0.0
+                for q in range(n):
+                    sa[q] += g1 * x[q]
+                    sb[q] += gw1 * x[q]
+                    sc[q] += g1
+                    sd[q] += gw1
+            for k in range(2, nr):
+                gk = g[k]
+                gwk = g[nr + na + k] if weighted else 0.0
+                for q in range(n):
+                    t = 2.0 * x[q] * t_cur[q] - t_prev[q]
+                    t_prev[q] = t_cur[q]
+                    t_cur[q] = t
+                    dt = k * u_cur[q]  # dT_k = k U_{k-1}
+                    u = 2.0 * x[q] * u_cur[q] - u_prev[q]
+                    u_prev[q] = u_cur[q]
+                    u_cur[q] = u
+                    sa[q] += gk * t
+                    sb[q] += gwk * t
+                    sc[q] += gk * dt
+                    sd[q] += gwk * dt
+            for q in range(n):
+                # dE/dr = sum_k (g_k + w gw_k) (dfc T_k + fc (2/Rc) dT_k)
+                d = dfc[q] * (sa[q] + w[q] * sb[q]) + fc[q] * (2.0 / rc_r) * (sc[q] + w[q] * sd[q])
+                p = idx[q]
+                grad_vectors[p, 0] = d * ux[q]
+                grad_vectors[p, 1] = d * uy[q]
+                grad_vectors[p, 2] = d * uz[q]
+            for a_ in range(m):
+                a = a_idx[a_]
+                arg = r[a] * (PI_AENET / rc_a)
+                fca = 0.5 * (math.cos(arg) + 1.0)
+                dfca = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
+                for b_ in range(a_ + 1, m):
+                    b = a_idx[b_]
+                    arg = r[b] * (PI_AENET / rc_a)
+                    fcb = 0.5 * (math.cos(arg) + 1.0)
+                    dfcb = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
+                    cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
+                    xa = cos * slope - 1.0 if legacy else cos
+                    _chebyshev_d(xa, na, T, dT)
+                    ww = w[a] * w[b]
+                    st = 0.0
+                    su = 0.0
+                    for k in range(na):
+                        gk = g[nr + k] + ww * g[2 * nr + na + k] if weighted else g[nr + k]
+                        st += gk * T[k]
+                        su += gk * dT[k]
+                    f = fca * fcb
+                    fs = f * slope if legacy else f
+                    pa, pb = idx[a], idx[b]
+                    # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
+                    grad_vectors[pa, 0] += su * fs * (ux[b] - cos * ux[a]) / r[a] + st * dfca * fcb * ux[a]
+                    grad_vectors[pa, 1] += su * fs * (uy[b] - cos * uy[a]) / r[a] + st * dfca * fcb * uy[a]
+                    grad_vectors[pa, 2] += su * fs * (uz[b] - cos * uz[a]) / r[a] + st * dfca * fcb * uz[a]
+                    grad_vectors[pb, 0] += su * fs * (ux[a] - cos * ux[b]) / r[b] + st * fca * dfcb * ux[b]
+                    grad_vectors[pb, 1] += su * fs * (uy[a] - cos * uy[b]) / r[b] + st * fca * dfcb * uy[b]
+                    grad_vectors[pb, 2] += su * fs * (uz[a] - cos * uz[b]) / r[b] + st * fca * dfcb * uz[b]
+
+
+def _settings(d, dtype):
+    w = d.type_weights.to(torch.float64).numpy() if d.weighted else np.zeros(max(1, d.type_weights.numel()))
+    return (w, float(d.radial_cutoff), int(d.radial_order) + 1, float(d.angular_cutoff), int(d.angular_order) + 1,
+            bool(d.weighted), float(d.legacy_slope), bool(d.legacy_angular), float(d.r_min_pair))
+
+
+def _numpy64(t: Tensor) -> np.ndarray:
+    return t.detach().to(torch.float64).contiguous().numpy()
+
+
+class torch_threads:
+    """Run numba with torch's thread count, and give torch its count back:
+    numba's OpenMP layer resets the process-wide OpenMP thread count."""
+
+    def __enter__(self):
+        self.n = max(1, torch.get_num_threads())
+        numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+
+    def __exit__(self, *exc):
+        if torch.get_num_threads() != self.n:
+            torch.set_num_threads(self.n)
+
+
+class CompiledChebyshev(torch.autograd.Function):
+    """Descriptor of one Chebyshev setup through the compiled kernels.
+
+    First derivatives come from `gradient_kernel`. A backward that itself
+    needs a graph (create_graph=True, e.g. force training through the
+    model) is computed through the plain-autograd reference instead, so
+    higher derivatives stay exact.
+    """
+
+    @staticmethod
+    def forward(ctx, vectors: Tensor, pair_center: Tensor, neighbor_species: Tensor, n_centers: int, descriptor):
+        order, starts = center_order(pair_center.detach().cpu().numpy().astype(np.int64, copy=False), n_centers)
+        v = _numpy64(vectors)
+        ns = neighbor_species.detach().cpu().numpy().astype(np.int64, copy=False)
+        out = np.empty((n_centers, descriptor.n_features))
+        with torch_threads():
+            descriptor_kernel(v, ns, order, starts, *_settings(descriptor, vectors.dtype), out)
+        ctx.descriptor = descriptor
+        ctx.arrays = (v, ns, order, starts)
+        ctx.n_centers = n_centers
+        ctx.save_for_backward(vectors, pair_center, neighbor_species)
+        return torch.from_numpy(out).to(vectors.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        d = ctx.descriptor
+        if torch.is_grad_enabled():  # double backward requested: the differentiable reference
+            vectors, pair_center, neighbor_species = ctx.saved_tensors
+            with torch.enable_grad():
+                v = vectors.detach().requires_grad_(True)
+                feats = d.reference(ctx.n_centers, pair_center, neighbor_species, v)
+                (gv,) = torch.autograd.grad(feats, v, grad_out, create_graph=True)
+            return gv, None, None, None, None
+        v, ns, order, starts = ctx.arrays
+        grad = np.empty_like(v)
+        with torch_threads():
+            gradient_kernel(v, ns, order, starts, *_settings(d, grad_out.dtype), _numpy64(grad_out), grad)
+        return torch.from_numpy(grad).to(grad_out.dtype), None, None, None, None
+
+
+@njit(parallel=True, cache=True)
+def pair_vectors_kernel(positions, cell, i, j, shifts, out):
+    """out[p] = positions[j[p]] - positions[i[p]] + shifts[p] . cell."""
+    for p in prange(i.shape[0]):
+        a, b = i[p], j[p]
+        s0, s1, s2 = shifts[p, 0], shifts[p, 1], shifts[p, 2]
+        for c in range(3):
+            out[p, c] = positions[b, c] - positions[a, c] + s0 * cell[0, c] + s1 * cell[1, c] + s2 * cell[2, c]
+
+
+@njit(parallel=True, cache=True)
+def accumulate_kernel(i, j, vectors, grad, forces, virial, atomic_virials, want_atomic, n_blocks):
+    """F_i += g_p, F_j -= g_p; W += v_p (x) g_p; W_i, W_j += 1/2 v_p (x) g_p.
+    Pairs of different centres share neighbour rows (a scatter): each thread
+    sums its block of pairs into private arrays, added up at the end."""
+    n_pairs = i.shape[0]
+    n_atoms = forces.shape[0]
+    size = (n_pairs + n_blocks - 1) // n_blocks
+    f_parts = np.zeros((n_blocks, n_atoms, 3))
+    w_parts = np.zeros((n_blocks, 3, 3))
+    wa_parts = np.zeros((n_blocks if want_atomic else 0, n_atoms, 3, 3))
+    for b in prange(n_blocks):
+        f = f_parts[b]
+        w = w_parts[b]
+        for p in range(b * size, min(n_pairs, b * size + size)):
+            a, c_ = i[p], j[p]
+            g0, g1, g2 = grad[p, 0], grad[p, 1], grad[p, 2]
+            if g0 == 0.0 and g1 == 0.0 and g2 == 0.0:
+                continue  # pairs beyond the cutoffs (skin) have no gradient
+            f[a, 0] += g0
+            f[a, 1] += g1
+            f[a, 2] += g2
+            f[c_, 0] -= g0
+            f[c_, 1] -= g1
+            f[c_, 2] -= g2
+            for r in range(3):
+                for c in range(3):
+                    x = vectors[p, r] * grad[p, c]
+                    w[r, c] += x
+                    if want_atomic:
+                        wa_parts[b, a, r, c] += 0.5 * x
+                        wa_parts[b, c_, r, c] += 0.5 * x
+    for b in range(n_blocks):
+        for a in prange(n_atoms):
+            for c in range(3):
+                forces[a, c] += f_parts[b, a, c]
+            if want_atomic:
+                for r in range(3):
+                    for c in range(3):
+                        atomic_virials[a, r, c] += wa_parts[b, a, r, c]
+        for r in range(3):
+            for c in range(3):
+                virial[r, c] += w_parts[b, r, c]
+
+
+@njit(parallel=True, cache=True)
+def pairs_within_kernel(positions, cell, i, j, shifts, cutoff, block):
+    """The pairs of a (cutoff + skin) list that are inside `cutoff`, with their
+    vectors, in list order: two parallel passes over blocks (count, write)."""
+    n = i.shape[0]
+    n_blocks = (n + block - 1) // block
+    counts = np.zeros(n_blocks + 1, dtype=np.int64)
+    rc2 = cutoff * cutoff
+    for b in prange(n_blocks):
+        c = 0
+        for p in range(b * block, min(n, b * block + block)):
+            d2 = 0.0
+            for k in range(3):
+                v = positions[j[p], k] - positions[i[p], k] + shifts[p, 0] * cell[0, k] + \
+                    shifts[p, 1] * cell[1, k] + shifts[p, 2] * cell[2, k]
+                d2 += v * v
+            if d2 < rc2:
+                c += 1
+        counts[b + 1] = c
+    for b in range(n_blocks):
+        counts[b + 1] += counts[b]
+    total = counts[n_blocks]
+    oi = np.empty(total, dtype=np.int64)
+    oj = np.empty(total, dtype=np.int64)
+    os_ = np.empty((total, 3), dtype=np.int64)
+    ov = np.empty((total, 3))
+    for b in prange(n_blocks):
+        q = counts[b]
+        for p in range(b * block, min(n, b * block + block)):
+            v0 = positions[j[p], 0] - positions[i[p], 0] + shifts[p, 0] * cell[0, 0] + \
+                shifts[p, 1] * cell[1, 0] + shifts[p, 2] * cell[2, 0]
+            v1 = positions[j[p], 1] - positions[i[p], 1] + shifts[p, 0] * cell[0, 1] + \
+                shifts[p, 1] * cell[1, 1] + shifts[p, 2] * cell[2, 1]
+            v2 = positions[j[p], 2] - positions[i[p], 2] + shifts[p, 0] * cell[0, 2] + \
+                shifts[p, 1] * cell[1, 2] + shifts[p, 2] * cell[2, 2]
+            if v0 * v0 + v1 * v1 + v2 * v2 < rc2:
+                oi[q] = i[p]
+                oj[q] = j[p]
+                os_[q, 0] = shifts[p, 0]
+                os_[q, 1] = shifts[p, 1]
+                os_[q, 2] = shifts[p, 2]
+                ov[q, 0] = v0
+                ov[q, 1] = v1
+                ov[q, 2] = v2
+                q += 1
+    return oi, oj, os_, ov
+
+
+def pairs_within(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: Tensor, cutoff: float):
+    """(i, j, shifts, vectors) of the listed pairs inside `cutoff` (float64 CPU tensors)."""
+    with torch_threads():
+        oi, oj, os_, ov = pairs_within_kernel(_numpy64(positions), _numpy64(cell), i.numpy(), j.numpy(),
+                                              shifts.numpy(), float(cutoff), 65536)
+    return torch.from_numpy(oi), torch.from_numpy(oj), torch.from_numpy(os_), torch.from_numpy(ov)
+
+
+def pair_vectors(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: Tensor) -> Tensor:
+    """Compiled `neighbors.pair_vectors` (float64 CPU tensors)."""
+    out = np.empty((i.shape[0], 3))
+    with torch_threads():
+        pair_vectors_kernel(_numpy64(positions), _numpy64(cell), i.numpy(), j.numpy(), shifts.numpy(), out)
+    return torch.from_numpy(out)

@@ -1,0 +1,155 @@
+"""The compiled CPU kernels (numba) against the torch kernels they replace,
+and the reused (skin) neighbour list against a fresh one at every step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.build import bulk
+
+from aenet_torch_ase import AenetTorch
+from aenet_torch_ase.neighbors import NeighborList
+from aenet_torch_ase.potential import compiled_kernels
+from aenet_torch_ase.potential.evaluate import evaluate
+
+from conftest import random_structure, tiny_nn_files
+
+pytestmark = pytest.mark.skipif(not compiled_kernels.AVAILABLE, reason="numba not installed: no compiled path")
+
+PROPERTIES = ("energy", "energies", "forces", "stress", "stresses")
+
+
+def results(calc, atoms, compiled):
+    compiled_kernels.enabled = compiled
+    try:
+        calc.reset()
+        return {k: np.array(calc.get_property(k, atoms)) for k in PROPERTIES}
+    finally:
+        compiled_kernels.enabled = True
+
+
+@pytest.mark.filterwarnings("ignore:.*angular convention")
+@pytest.mark.parametrize("angular", ["2.0.4", "legacy"])
+@pytest.mark.parametrize("kind", ["triclinic", "cluster", "small cell"])
+def test_compiled_equals_torch_kernels(angular, kind, triclinic_cell):
+    if kind == "triclinic":
+        atoms = triclinic_cell.repeat((2, 2, 1))
+    elif kind == "cluster":
+        atoms = random_structure(20, np.diag([9.0, 9.0, 9.0]), False, seed=11)
+        atoms.set_cell([12, 12, 12])  # a cell (for stress) but no periodicity
+    else:
+        atoms = bulk("Si", "diamond", a=5.43)  # 2 atoms, heights below the cutoff: many self-images
+        atoms.numbers[0] = 3
+    calc = AenetTorch(tiny_nn_files(legacy_stats=angular == "legacy"), angular=angular)
+    a, b = results(calc, atoms, True), results(calc, atoms, False)
+    assert a["energy"] == pytest.approx(b["energy"], abs=1e-11)
+    for key in ("energies", "forces", "stress", "stresses"):
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-11)
+
+
+def test_compiled_gradients_unsorted_pairs_and_double_backward(tiny_potential):
+    """Pairs in any order (counting sort), dE/dv equal to the torch kernels; a
+    backward with create_graph (force training through the model) is exact too."""
+    calc = AenetTorch(tiny_potential)
+    atoms = random_structure(24, np.diag([7.5, 8.0, 8.5]), True, seed=5)
+    species, pos, cell, pbc = calc._validated_tensors(atoms)
+    i, j, s, v = calc._neighbors.pairs(pos, cell, pbc, species)
+    perm = torch.randperm(i.numel(), generator=torch.Generator().manual_seed(0))
+    i, j, v = i[perm], j[perm], v[perm]
+    out = {}
+    for compiled in (True, False):
+        compiled_kernels.enabled = compiled
+        try:
+            vv = v.clone().requires_grad_(True)
+            e = calc.model(species, i, species[j], vv).sum()
+            (g,) = torch.autograd.grad(e, vv, create_graph=True)
+            loss = (g * g).sum()  # a force-like loss: needs the derivative of dE/dv
+            params = [p for p in calc.model.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(loss, params, allow_unused=True)  # output biases do not move forces
+            out[compiled] = (e.detach(), g.detach(), [None if x is None else x.detach() for x in grads])
+        finally:
+            compiled_kernels.enabled = True
+    assert float(out[True][0]) == pytest.approx(float(out[False][0]), abs=1e-11)
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=0, atol=1e-11)
+    assert sum(x is not None for x in out[True][2]) > 0
+    for x, y in zip(out[True][2], out[False][2]):
+        assert (x is None) == (y is None)
+        if x is not None:
+            torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-11)
+
+
+def test_chunked_evaluation_equals_one_chunk(tiny_potential):
+    calc = AenetTorch(tiny_potential)
+    atoms = random_structure(40, np.diag([9.0, 9.0, 9.0]), True, seed=8)
+    species, pos, cell, pbc = calc._validated_tensors(atoms)
+    i, j, s, v = calc._neighbors.pairs(pos, cell, pbc, species)
+    one = evaluate(calc.model, species, i, j, v, atomic_virials=True, chunk_pairs=10**9)
+    many = evaluate(calc.model, species, i, j, v, atomic_virials=True, chunk_pairs=200)
+    for name in ("energies", "forces", "virial", "atomic_virials"):
+        torch.testing.assert_close(getattr(one, name), getattr(many, name), rtol=0, atol=1e-11)
+
+
+# ---------------------------------------------------------------- neighbour-list reuse
+
+def test_reused_neighbour_list_is_exact_through_md(tiny_potential):
+    """Velocity Verlet with large steps, then a cell deformation, an atom moved
+    far, a species swap and a pbc change: the skin list (1 A) gives at every step
+    the energies and forces of a calculator that builds a new list each call,
+    and is rebuilt only when needed."""
+    from ase.md.verlet import VelocityVerlet
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    atoms = random_structure(30, np.diag([8.5, 9.0, 9.5]), True, seed=21, min_dist=2.0)
+    reused = AenetTorch(tiny_potential, skin=1.0)
+    fresh = AenetTorch(tiny_potential, skin=0.0)
+    atoms.calc = reused
+    MaxwellBoltzmannDistribution(atoms, temperature_K=3000, rng=np.random.default_rng(2))
+    dyn = VelocityVerlet(atoms, 2.0 * units.fs)
+    steps = 0
+
+    def compare():
+        probe = atoms.copy()
+        probe.calc = fresh
+        assert atoms.get_potential_energy() == pytest.approx(probe.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(atoms.get_forces(), probe.get_forces(), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(atoms.get_stress(), probe.get_stress(), rtol=0, atol=1e-12)
+
+    for _ in range(40):
+        dyn.run(1)
+        steps += 1
+        compare()
+    builds_md = reused._neighbors.builds
+    assert 1 <= builds_md < steps  # reused, and rebuilt when atoms had moved half the skin
+    # a homogeneous strain of the cell (atoms scaled with it), small then large
+    for strain in (0.002, 0.004, 0.05):
+        cell = atoms.cell.array.copy()
+        cell[1] *= 1 + strain
+        atoms.set_cell(cell, scale_atoms=True)
+        compare()
+    # one atom jumps 3 A (far beyond half the skin)
+    atoms.positions[4] += [3.0, 0.0, 0.0]
+    compare()
+    # a species change, then a pbc change
+    atoms.numbers[0] = 14 if atoms.numbers[0] == 3 else 3
+    compare()
+    atoms.pbc = [True, True, False]
+    compare()
+    assert reused._neighbors.builds > builds_md
+
+
+def test_skin_criterion_rebuilds_exactly_when_needed():
+    """The list is reused for a displacement just under skin/2 and rebuilt just above."""
+    nl = NeighborList(3.0, skin=1.0)
+    pos = torch.tensor([[0.0, 0.0, 0.0], [3.4, 0.0, 0.0]], dtype=torch.float64)  # outside the cutoff
+    cell = torch.eye(3, dtype=torch.float64) * 20
+    pbc = torch.tensor([True, True, True])
+    assert nl(pos, cell, pbc)[0].numel() == 0 and nl.builds == 1
+    moved = pos.clone()
+    moved[1, 0] -= 0.45  # 2 x 0.45 <= 1: reused; the pair (2.95 A) is inside now and found
+    i, j, s = nl(moved, cell, pbc)
+    assert nl.builds == 1 and i.numel() == 2
+    moved[1, 0] = 3.4 - 0.55
+    nl(moved, cell, pbc)
+    assert nl.builds == 2
