@@ -142,8 +142,14 @@ class AenetTorch(Calculator):
             return super().get_property(name, atoms, allow_calculation)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from .potential.compiled_kernels import thread_policy
+
         with self._lock:
-            self._calculate(atoms, properties, system_changes)
+            if self.device.type == "cpu":
+                with thread_policy():
+                    self._calculate(atoms, properties, system_changes)
+            else:
+                self._calculate(atoms, properties, system_changes)
 
     def _calculate(self, atoms, properties, system_changes):
         super().calculate(atoms, properties, system_changes)

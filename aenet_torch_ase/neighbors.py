@@ -66,7 +66,7 @@ def check_cell_images(cell, pbc, cutoff: float, n_atoms: int, max_pairs: int = D
     per_atom = n_atoms * images
     if pbc.all():
         volume = abs(float(np.linalg.det(cell)))
-        per_atom = min(per_atom, n_atoms / volume * 4.0 / 3.0 * math.pi * cutoff**3 + n_atoms)
+        per_atom = min(per_atom, n_atoms / volume * 4.0 / 3.0 * math.pi * cutoff**3 + 1.0)
     pairs = n_atoms * per_atom
     if pairs > max_pairs:
         thinnest = min(heights, key=heights.get)
@@ -119,7 +119,9 @@ class NeighborList:
         if not bool(pbc.any()):
             # vesin wants a box only for periodic directions; keep it out of the way
             cell = torch.zeros_like(cell)
-        threads = max(1, torch.get_num_threads())
+        from .potential.compiled_kernels import _policy_threads
+
+        threads = max(1, _policy_threads[0] or torch.get_num_threads())
         key = (cutoff, threads)
         if key not in self._nl:
             self._nl[key] = self._vesin.NeighborList(cutoff=cutoff, full_list=True, sorted=True, n_threads=threads)

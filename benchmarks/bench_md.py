@@ -34,7 +34,7 @@ def worker(n_target, steps):
     from aenet_torch_ase.md.run import run
 
     parent = ase.io.read(REFERENCE / "reference_predictx-2.0.4.extxyz", index=0)
-    reps = {1000: (2, 2, 1), 8000: (4, 4, 2)}.get(n_target, (1, 1, 1))
+    reps = {1024: (2, 2, 1), 8192: (4, 4, 2)}.get(n_target, (1, 1, 1))
     atoms = parent.repeat(reps)
     # an orthogonal box for uniaxial loading: the same density, atoms wrapped in
     lengths = atoms.cell.lengths()
@@ -61,8 +61,8 @@ def worker(n_target, steps):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000])
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 8192])
+    p.add_argument("--steps", type=int, default=60)
     p.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:

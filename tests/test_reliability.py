@@ -560,3 +560,16 @@ def test_demo_help_describes_quick():
     sub = next(a for a in parser._actions if a.dest == "command").choices["demo"]
     text = sub.format_help()
     assert "1,024 atoms" in text and "3 %" in text
+
+
+def test_large_sound_cells_pass_the_image_check():
+    """The pair estimate of the thin-cell guard must not refuse a real large
+    system: 100,000 atoms at a solid's density with a 9 A list cutoff."""
+    from aenet_torch_ase.neighbors import check_cell_images
+
+    n = 100_000
+    side = (n / 0.05) ** (1 / 3)  # 0.05 atoms/A^3
+    check_cell_images(np.eye(3) * side, np.array([True] * 3), 9.0, n)
+    check_cell_images(np.diag([side, side, 30.0]), np.array([True, True, False]), 9.0, n // 10)
+    with pytest.raises(StructureError, match="neighbour pairs"):
+        check_cell_images(np.eye(3) * 20.0, np.array([True] * 3), 9.0, 400_000)  # 50 atoms/A^3

@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..threads import threads_for_call
 
 PI_AENET = 3.14159265358979
 
@@ -43,6 +46,10 @@ try:  # numba is optional: the torch kernels are the tested fallback
     import numba
     from numba import njit, prange
 
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's own pool: idle workers sleep instead of spinning (OpenMP's
+        # spin-waits cost the main thread its core when another process is busy)
+        numba.config.THREADING_LAYER = "workqueue"
     AVAILABLE = True
 except ImportError:  # pragma: no cover - depends on the environment
     numba = None
@@ -376,15 +383,57 @@ def _numpy64(t: Tensor) -> np.ndarray:
     return t.detach().to(torch.float64).contiguous().numpy()
 
 
+SERIAL_TORCH = True
+#: requested thread count while a `thread_policy` block runs (torch's own is 1 then)
+_policy_threads = [0]
+#: one parallel launch at a time: numba's workqueue pool serves one caller
+LAUNCH_LOCK = threading.RLock()
+
+
 class torch_threads:
-    """Run numba with torch's thread count, and give torch its count back:
-    numba's OpenMP layer resets the process-wide OpenMP thread count."""
+    """Run numba with torch's thread count (or the count of the enclosing
+    `thread_policy`), dealing out centres in small chunks (dynamic
+    scheduling: a thread on a busy core does not hold the others up), and
+    give torch its count back: numba's OpenMP layer resets the process-wide
+    OpenMP thread count."""
+
+    def __init__(self, dynamic: bool = False):
+        self.dynamic = dynamic  # only for loops over chunks of centres, never over pairs
+
+    def __enter__(self):
+        LAUNCH_LOCK.acquire()
+        self.n = max(1, torch.get_num_threads())
+        wanted = _policy_threads[0] or self.n
+        numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
+        self.chunk = numba.get_parallel_chunksize()
+        numba.set_parallel_chunksize(1 if (wanted > 1 and self.dynamic) else 0)
+
+    def __exit__(self, *exc):
+        numba.set_parallel_chunksize(self.chunk)
+        if torch.get_num_threads() != self.n:
+            torch.set_num_threads(self.n)
+        LAUNCH_LOCK.release()
+
+
+class thread_policy:
+    """The calculator's thread policy for one call on the CPU: the compiled
+    kernels (nearly all the work) get torch's thread count with dynamic
+    chunks; the small torch operations in between (networks, gathers) run on
+    one thread, so that no OpenMP barrier waits for a thread that another
+    process keeps off its core (torch's static split of small operations
+    made 2 threads 4x slower than 1 on a busy machine)."""
 
     def __enter__(self):
         self.n = max(1, torch.get_num_threads())
-        numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+        self.outer = _policy_threads[0]
+        if AVAILABLE and enabled:
+            _policy_threads[0] = threads_for_call(self.n)
+            if self.n > 1 and SERIAL_TORCH:
+                torch.set_num_threads(1)
+        return self
 
     def __exit__(self, *exc):
+        _policy_threads[0] = self.outer
         if torch.get_num_threads() != self.n:
             torch.set_num_threads(self.n)
 
@@ -404,7 +453,7 @@ class CompiledChebyshev(torch.autograd.Function):
         v = _numpy64(vectors)
         ns = neighbor_species.detach().cpu().numpy().astype(np.int64, copy=False)
         out = np.empty((n_centers, descriptor.n_features))
-        with torch_threads():
+        with torch_threads(dynamic=True):
             descriptor_kernel(v, ns, order, starts, *_settings(descriptor, vectors.dtype), out)
         ctx.descriptor = descriptor
         ctx.arrays = (v, ns, order, starts)
@@ -424,7 +473,7 @@ class CompiledChebyshev(torch.autograd.Function):
             return gv, None, None, None, None
         v, ns, order, starts = ctx.arrays
         grad = np.empty_like(v)
-        with torch_threads():
+        with torch_threads(dynamic=True):
             gradient_kernel(v, ns, order, starts, *_settings(d, grad_out.dtype), _numpy64(grad_out), grad)
         return torch.from_numpy(grad).to(grad_out.dtype), None, None, None, None
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .._allocator import keep_freed_memory
+from ..threads import adaptive_threads
 from ..batch import make_batch
 from ..errors import InputFileError, SpeciesError
 from ..io.atomic_write import atomic_write_bytes
@@ -202,19 +203,20 @@ class TrainingSet:
         groups = _groups(references, GROUP_PAIRS)
         bar = tqdm(total=B, desc="featurising", unit="structure", disable=not progress)
         for group in groups:
-            atoms_list = [references[b].atoms for b in group]
-            batch = make_batch(atoms_list, elements, model.cutoff)
-            species_parts.append(batch.species)
-            n = batch.species.numel()
-            with torch.no_grad():
-                feats = model.features(batch.species, batch.pair_i, batch.species[batch.pair_j], batch.vectors)
-            for s in range(len(elements)):
-                rows = (batch.species == s).nonzero().squeeze(1)
-                feat_parts[s].append(feats[model.descriptor_of_element[s]][rows])
-            in_force = torch.from_numpy(force_train[group])[batch.structure]  # (n,) atom in a force structure
-            if in_force.any():
-                _add_force_data(model, batch, in_force, atom_offset, force_parts)
-            atom_offset += n
+            with adaptive_threads():  # fewer threads while other processes hold cores
+                atoms_list = [references[b].atoms for b in group]
+                batch = make_batch(atoms_list, elements, model.cutoff)
+                species_parts.append(batch.species)
+                n = batch.species.numel()
+                with torch.no_grad():
+                    feats = model.features(batch.species, batch.pair_i, batch.species[batch.pair_j], batch.vectors)
+                for s in range(len(elements)):
+                    rows = (batch.species == s).nonzero().squeeze(1)
+                    feat_parts[s].append(feats[model.descriptor_of_element[s]][rows])
+                in_force = torch.from_numpy(force_train[group])[batch.structure]  # (n,) atom in a force structure
+                if in_force.any():
+                    _add_force_data(model, batch, in_force, atom_offset, force_parts)
+                atom_offset += n
             bar.update(len(group))
         bar.close()
         species = torch.cat(species_parts)

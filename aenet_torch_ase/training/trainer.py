@@ -41,6 +41,7 @@ from ..io.nn_ascii import write_nn_ascii
 from ..io.nn_binary import write_nn
 from ..io.nn_file import NNFile
 from ..io.run_dirs import check_writable, prepare_run_dir
+from ..threads import adaptive_threads
 from ..potential.build import build_model, model_to_nn_files
 from ..potential.descriptor_jacobian import DescriptorJacobian
 from ..potential.new import new_nn_file
@@ -452,7 +453,8 @@ class Trainer:
                 self._log_row(self.evaluate(self.train_idx).result("train", c.alpha), 0.0)
             while self.epoch < last:
                 t0 = time.perf_counter()
-                train_metrics = self._train_epoch()
+                with adaptive_threads():  # fewer threads while other processes hold cores
+                    train_metrics = self._train_epoch()
                 self.epoch += 1
                 self.elapsed += time.perf_counter() - t0
                 if self.epoch % c.iter_write == 0 or self.epoch == c.epochs:
