@@ -54,7 +54,9 @@ def _dataset_info(args):
 def _demo(args):
     from .demo import run_demo
 
-    potential = potential_spec(args.potential) if args.potential else "LiSi-demo"
+    from .demo import DEFAULT_POTENTIAL
+
+    potential = potential_spec(args.potential) if args.potential else ("LiSi-demo" if args.fast else DEFAULT_POTENTIAL)
     run_demo(args.out, n_atoms=args.atoms, strain=args.strain, quick=args.quick, potential=potential,
              device=args.device, overwrite=args.overwrite, trust_code=args.trust_model_code)
 
@@ -175,6 +177,21 @@ def _analyze(args):
               f"at {u['strain']:.2%} strain -> {s['label']}/analysis/report.md")
 
 
+def _elastic(args):
+    from pathlib import Path
+
+    from .analysis.elastic import elastic_constants, format_report, write_report
+    from .io.xsf import read_structure
+
+    calc = _calculator(args, device=args.device)
+    result = elastic_constants(read_structure(args.structure), calc, delta=args.delta, steps=args.steps,
+                               relax_ions=not args.clamped, fmax=args.fmax)
+    out = Path(args.out) if args.out else Path(args.structure).with_suffix(".elastic.json")
+    write_report(result, out)
+    print(format_report(result))
+    print(f"wrote {out}")
+
+
 def _lammps_export(args):
     from .io.xsf import read_structure
     from .lammps.export import export_run
@@ -287,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="cpu")
     q.set_defaults(func=_analyze)
 
+    q = sub.add_parser("elastic", help="0 K elastic constants (relaxed ions, matscipy) and the moduli, as JSON")
+    q.add_argument("structure", help="a relaxed periodic structure")
+    q.add_argument("--potential", nargs="+", required=True, help="Li=Li.nn Si=Si.nn, a directory, model.pt or a "
+                                                                  "bundled name (LiSi-Artrith2018)")
+    _trust_option(q)
+    q.add_argument("--delta", type=float, default=0.005, help="largest strain of each component (default 0.005)")
+    q.add_argument("--steps", type=int, default=5, help="strains per component (default 5)")
+    q.add_argument("--fmax", type=float, default=1e-3, help="ion relaxation tolerance, eV/A")
+    q.add_argument("--clamped", action="store_true", help="do not relax the ions (clamped-ion constants)")
+    q.add_argument("--out", help="JSON file (default: beside the structure, .elastic.json)")
+    q.add_argument("--device", default="cpu")
+    q.set_defaults(func=_elastic)
+
     q = sub.add_parser("lammps", help="hand a run over to LAMMPS (pair_style aenet)")
     lsub = q.add_subparsers(dest="lammps_command", required=True)
     q = lsub.add_parser("export", help="write .nn files, data.lmp and in.lammps for a protocol")
@@ -312,14 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     "with 'plugin load' (or set LAMMPS_PLUGIN_PATH instead; see README.txt)")
     q.set_defaults(func=_lammps_export)
 
-    q = sub.add_parser("demo", help="stretch a-Li13Si4 with the bundled LiSi-demo potential and analyse it")
+    q = sub.add_parser("demo", help="stretch a-Li13Si4 with the published Li-Si potential (bundled) and analyse it")
     q.add_argument("--out", default="demo", help="output folder (default ./demo)")
     q.add_argument("--atoms", type=int, help="cell size (bundled pre-relaxed cells: 1024, 256; other sizes "
                                             "are made first: random packing annealed at 500 K)")
     q.add_argument("--strain", type=float, default=0.2, help="final engineering strain (default 0.2)")
     q.add_argument("--quick", action="store_true", help="about a minute: the same cell (1,024 atoms), 0.5 ps NVT, "
                                                         "then strain to 3 %% at 1e10 1/s (the elastic part only)")
-    q.add_argument("--potential", nargs="+", help="instead of LiSi-demo: Li=Li.nn Si=Si.nn, a directory or model.pt")
+    q.add_argument("--potential", nargs="+", help="instead of the bundled LiSi-Artrith2018: a bundled name (LiSi-demo), "
+                                                  "Li=Li.nn Si=Si.nn, a directory or model.pt")
+    q.add_argument("--fast", action="store_true", help="the small distilled LiSi-demo potential (2 fs steps; about "
+                                                       "2x too soft: for trying the pipeline, not for numbers)")
     _trust_option(q)
     q.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
     q.add_argument("--device", default="cpu")

@@ -216,3 +216,19 @@ def test_rendering_falls_back_to_matplotlib_and_says_so(tmp_path, monkeypatch):
         warnings.simplefilter("error")  # said once only
         assert tools.render_cross_section(a, tmp_path / "b.png", a.positions[:, 0]) == "matplotlib"
     assert image(tmp_path / "b.png").std() > 10
+
+
+def test_noise_is_no_failure_and_no_yield(tmp_path):
+    """A noisy linear curve (thermal noise of a small MD cell) has no failure and
+    no yield point; a real sustained drop is failure, a partial drop is not."""
+    rng = np.random.default_rng(3)
+    e = np.linspace(0, 0.15, 1501)
+    noisy = curve(e, 10.0 * e + rng.normal(0, 0.25, e.size))
+    assert noisy.failure_strain() is None
+    assert noisy.yield_point(window=(0.0, 0.04)) is None
+    partial = curve(e, np.where(e < 0.1, 10 * e, 1.0 - 0.3 * (e > 0.1)))  # drops to 70 % of the UTS and holds
+    assert partial.failure_strain() is None
+    from aenet_torch_ase.analysis.stress_strain import plot_curves
+
+    plot_curves([noisy], tmp_path / "n.png", window=(0.0, 0.04))
+    assert (tmp_path / "n.png").stat().st_size > 10000

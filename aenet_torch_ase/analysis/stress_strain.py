@@ -10,9 +10,13 @@ Definitions (all on the curve along the loading axis):
   peak) over `smooth_points` points.
 - ultimate tensile strength (UTS): maximum of the smoothed stress, and its strain.
 - yield point (0.2 % offset): first strain after the elastic window where
-  the smoothed curve falls below the elastic line shifted by 0.2 % strain.
-- failure strain: start of the largest stress drop of the smoothed curve
-  over `drop_window` strain; None when that drop is below 10 % of the UTS.
+  the smoothed curve falls below the elastic line shifted by 0.2 % strain
+  and stays below it for at least 0.5 % strain (a noise dip is no yield).
+- failure: the smoothed stress falls, after the UTS, below half of the UTS
+  and stays there to the end of the run; the failure strain is where that
+  drop starts (the last point at or above 90 % of the UTS before it). None
+  ("no failure within the strain reached") otherwise: thermal noise, a
+  plateau or a partial drop are not failure.
 - compression (the strain ends negative): strain and stress are sign-flipped
   so shortening and compressive stress count positive; `compression` is True.
 """
@@ -135,29 +139,38 @@ class StressStrain:
         k = int(np.argmax(s))
         return {"stress": float(s[k]), "strain": float(self.strain[k])}
 
-    def yield_point(self, offset: float = 0.002, window=(0.0, 0.02), smooth_points: int = 11):
+    def yield_point(self, offset: float = 0.002, window=(0.0, 0.02), smooth_points: int = 11,
+                    sustain: float = 0.005):
         e = self.young_modulus(window)
         if e["value"] is None:
             return None
         s = self.smoothed(smooth_points)
         line = e["value"] * (self.strain - offset) + e["intercept"]
         after = self.strain > window[1] * 0.5
-        below = np.flatnonzero(after & (s < line))
-        if len(below) == 0:
-            return None
-        k = below[0]
-        return {"stress": float(s[k]), "strain": float(self.strain[k]), "offset": offset}
+        below = after & (s < line)
+        for k in np.flatnonzero(below):
+            span = (self.strain >= self.strain[k]) & (self.strain <= self.strain[k] + sustain)
+            if self.strain[-1] >= self.strain[k] + sustain and below[span].all():
+                return {"stress": float(s[k]), "strain": float(self.strain[k]), "offset": offset}
+        return None
 
-    def failure_strain(self, drop_window: float = 0.01, smooth_points: int = 11):
+    def failure_strain(self, smooth_points: int = 11, fraction: float = 0.5):
+        """See the module docstring; None when the run shows no failure."""
         s = self.smoothed(smooth_points)
-        ahead = np.searchsorted(self.strain, self.strain + drop_window)
-        ahead = np.minimum(ahead, len(s) - 1)
-        drop = s - s[ahead]
-        k = int(np.argmax(drop))
-        uts = self.ultimate(smooth_points)["stress"]
-        if drop[k] < 0.1 * abs(uts):
+        k_uts = int(np.argmax(s))
+        uts = float(s[k_uts])
+        if uts <= 0:
             return None
-        return {"strain": float(self.strain[k]), "drop": float(drop[k])}
+        low = s < (1.0 - fraction) * uts
+        low[:k_uts] = False
+        # first point from which the stress stays below the threshold to the end
+        stays = np.flatnonzero(low & (np.cumsum(~low[::-1])[::-1] == 0))
+        if len(stays) == 0:
+            return None
+        k_low = int(stays[0])
+        high = np.flatnonzero(s[:k_low] >= 0.9 * uts)
+        k = int(high[-1]) if len(high) else k_uts
+        return {"strain": float(self.strain[k]), "drop": float(s[k] - s[-1])}
 
     def toughness(self) -> float:
         """Area under the curve up to the last point (GPa = GJ/m^3)."""
@@ -212,8 +225,10 @@ def read_lammps_log(path) -> List[Dict[str, np.ndarray]]:
 
 
 def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, window=(0.0, 0.02)) -> None:
-    """Stress-strain curves (several overlaid) with the elastic fit, the UTS
-    (a), yield (b) and failure (c) points marked; PNG at `path`."""
+    """Stress-strain curves (several overlaid): the raw curve faint, the
+    smoothed one bold, the elastic fit over its window with E +- SE, the UTS,
+    and yield / failure only where they are real (see the module docstring);
+    PNG at `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,28 +236,37 @@ def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, win
 
     from .pictures import save_png
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    notes = []
     for c in curves:
-        line, = ax.plot(c.strain * 100, c.stress, lw=1.0, alpha=0.6, label=c.label)
+        line, = ax.plot(c.strain * 100, c.stress, lw=0.8, alpha=0.3)
+        color = line.get_color()
         s = c.smoothed()
-        ax.plot(c.strain * 100, s, color=line.get_color(), lw=2.0)
-        if marks:
-            e = c.young_modulus(window)
-            if e["value"] is not None:
-                xs = np.linspace(0, min(c.strain.max(), 3 * window[1]), 20)
-                ax.plot(xs * 100, e["value"] * xs + e["intercept"], "--", color=line.get_color(), lw=1,
-                        label=f"E = {e['value']:.1f} GPa")
-            points = [("a", c.ultimate()), ("b", c.yield_point(window=window)), ("c", c.failure_strain())]
-            for name, pnt in points:
-                if pnt is None:
-                    continue
-                k = int(np.argmin(np.abs(c.strain - pnt["strain"])))
-                ax.plot(c.strain[k] * 100, s[k], "o", color=line.get_color(), ms=6)
-                ax.annotate(name, (c.strain[k] * 100, s[k]), textcoords="offset points", xytext=(4, 6))
+        ax.plot(c.strain * 100, s, color=color, lw=2.0, label=f"{c.label} (smoothed)")
+        if not marks:
+            continue
+        e = c.young_modulus(window)
+        if e["value"] is not None:
+            xs = np.linspace(window[0], min(c.strain.max(), window[1]), 20)
+            ax.plot(xs * 100, e["value"] * xs + e["intercept"], "--", color="k", lw=1.2,
+                    label=f"E = {e['value']:.1f} +- {e['stderr']:.1f} GPa (fit {window[0]:.0%}-{window[1]:.0%})")
+        u = c.ultimate()
+        ax.plot(u["strain"] * 100, u["stress"], "^", color=color, ms=8, label=f"UTS {u['stress']:.2f} GPa")
+        y = c.yield_point(window=window)
+        if y is not None:
+            ax.plot(y["strain"] * 100, y["stress"], "s", color=color, ms=6, label=f"0.2 % yield {y['stress']:.2f} GPa")
+        f = c.failure_strain()
+        if f is not None:
+            k = int(np.argmin(np.abs(c.strain - f["strain"])))
+            ax.plot(c.strain[k] * 100, s[k], "X", color=color, ms=8, label=f"failure at {f['strain']:.1%}")
+        else:
+            notes.append(f"{c.label}: no failure within the strain reached ({c.strain.max():.1%})")
     ax.set_xlabel("strain (%)")
     ax.set_ylabel("stress (GPa)")
     ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=8)
-    ax.set_title("stress-strain (a: UTS, b: 0.2% yield, c: failure)")
+    ax.legend(fontsize=7)
+    if notes:
+        ax.text(0.99, 0.02, "\n".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+    ax.set_title("stress-strain curve")
     save_png(fig, path)
     plt.close(fig)
