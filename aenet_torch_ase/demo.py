@@ -124,11 +124,13 @@ def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, annea
 
 def starting_cell(n_atoms: Optional[int], calc, progress: bool = True, seed: int = 0,
                   potential=DEFAULT_POTENTIAL):
-    """The bundled pre-relaxed cell of `potential` with `n_atoms` (default 1024), or a new one (`make_cell`)."""
+    """The bundled pre-relaxed cell of `potential` with `n_atoms` (default: the
+    largest bundled one, else 1024), or a new one (`make_cell`)."""
     import ase.io
 
     if n_atoms is None:
-        n_atoms = 1024
+        sizes = [n for n in (1024, 256) if bundled_cell(potential, n) is not None]
+        n_atoms = sizes[0] if sizes else 1024
     path = bundled_cell(potential, n_atoms)
     if path is not None:
         atoms = ase.io.read(path)
@@ -216,6 +218,10 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, progr
           f"seed: {SEED_MODULUS_SIMULATION} GPa (simulation), {SEED_MODULUS_EXPERIMENT} GPa (nanoindentation)")
     if e0 is not None:
         print(f"0 K relaxed-ion Young's modulus of the same cell along y: {e0:.1f} GPa (matscipy, lateral faces free)")
+    if e["value"] is not None and abs(e["value"] - SEED_MODULUS_EXPERIMENT) > 0.15 * SEED_MODULUS_EXPERIMENT:
+        print("why it differs: at 300 K this model glass (the published potential allows only a short 500 K anneal: "
+              "longer or hotter ones let Li atoms collapse) relaxes its stress within picoseconds; its 0 K modulus "
+              "is the seed's. Evidence: docs/modulus.md")
     print(f"ultimate tensile strength {uts['stress']:.2f} GPa at strain {uts['strain']:.3f}; " +
           (f"failure at strain {analysis['failure']['strain']:.3f}" if analysis["failure"]
            else f"no failure within the strain reached ({strain:.0%})"))

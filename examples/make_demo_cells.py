@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--atoms", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--potential", default="LiSi-Artrith2018")
     ap.add_argument("--anneal-ps", type=float, default=2.0)
+    ap.add_argument("--anneal-k", type=float, default=500.0, help="anneal temperature (K)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="demo_cells")
     ap.add_argument("--install", action="store_true", help="copy into the package's data/structures/")
@@ -40,7 +41,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for n in args.atoms:
         t0 = time.time()
-        atoms, how = make_cell(n, calc, seed=args.seed, anneal_ps=args.anneal_ps)
+        atoms, how = make_cell(n, calc, seed=args.seed, anneal_ps=args.anneal_ps, t_anneal=args.anneal_k)
         atoms.info.update(recipe=how, potential=args.potential)
         path = out / f"a-Li13Si4_{n}.extxyz"
         write_structure(path, atoms)

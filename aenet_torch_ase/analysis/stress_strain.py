@@ -10,10 +10,11 @@ Definitions (all on the curve along the loading axis):
   peak) over `smooth_points` points.
 - ultimate tensile strength (UTS): maximum of the smoothed stress, and its strain.
 - yield point (0.2 % offset): first strain after the elastic window where
-  the smoothed curve falls below the elastic line shifted by 0.2 % strain
-  and stays below it for at least 0.5 % strain (a noise dip is no yield).
+  the smoothed curve falls below the elastic line shifted by 0.2 % strain,
+  by more than twice the noise left after smoothing, and stays below it for
+  at least 0.5 % strain (a noise dip is no yield).
 - failure: the smoothed stress falls, after the UTS, below half of the UTS
-  and stays there to the end of the run; the failure strain is where that
+  and stays there to the end of the run, at least 2 % strain; the failure strain is where that
   drop starts (the last point at or above 90 % of the UTS before it). None
   ("no failure within the strain reached") otherwise: thermal noise, a
   plateau or a partial drop are not failure.
@@ -103,9 +104,15 @@ class StressStrain:
 
     # ------------------------------------------------------------ metrics
     def smoothed(self, smooth_points: int = 11) -> np.ndarray:
+        """Savitzky-Golay smoothing over at least `smooth_points` points and at
+        least 0.5 % strain (thermal noise of small MD cells is correlated over
+        picoseconds, many records)."""
         from scipy.signal import savgol_filter
 
         n = len(self.stress)
+        if n > 2:
+            spacing = float(np.median(np.abs(np.diff(self.strain)))) or 1.0
+            smooth_points = max(smooth_points, int(0.005 / spacing) | 1)
         w = min(smooth_points, n - (1 - n % 2))  # odd, at most n
         if w < 5:
             return self.stress.copy()
@@ -147,15 +154,19 @@ class StressStrain:
         s = self.smoothed(smooth_points)
         line = e["value"] * (self.strain - offset) + e["intercept"]
         after = self.strain > window[1] * 0.5
-        below = after & (s < line)
+        # below the offset line by more than the noise left in the smoothed curve
+        n_smooth = max(1, len(self.strain) and int(0.005 / (float(np.median(np.abs(np.diff(self.strain)))) or 1.0)))
+        noise = float(np.std(self.stress - s)) / np.sqrt(max(1, min(n_smooth, len(s))))
+        below = after & (s < line - 2.0 * noise)
         for k in np.flatnonzero(below):
             span = (self.strain >= self.strain[k]) & (self.strain <= self.strain[k] + sustain)
             if self.strain[-1] >= self.strain[k] + sustain and below[span].all():
                 return {"stress": float(s[k]), "strain": float(self.strain[k]), "offset": offset}
         return None
 
-    def failure_strain(self, smooth_points: int = 11, fraction: float = 0.5):
-        """See the module docstring; None when the run shows no failure."""
+    def failure_strain(self, smooth_points: int = 11, fraction: float = 0.5, sustain: float = 0.02):
+        """See the module docstring; None when the run shows no failure (the
+        low stress must also last `sustain` strain: 2 %)."""
         s = self.smoothed(smooth_points)
         k_uts = int(np.argmax(s))
         uts = float(s[k_uts])
@@ -168,6 +179,8 @@ class StressStrain:
         if len(stays) == 0:
             return None
         k_low = int(stays[0])
+        if self.strain[-1] - self.strain[k_low] < sustain:
+            return None
         high = np.flatnonzero(s[:k_low] >= 0.9 * uts)
         k = int(high[-1]) if len(high) else k_uts
         return {"strain": float(self.strain[k]), "drop": float(s[k] - s[-1])}
