@@ -12,7 +12,8 @@ Definitions (all on the curve along the loading axis):
 - yield point (0.2 % offset): first strain after the elastic window where
   the smoothed curve falls below the elastic line shifted by 0.2 % strain,
   by more than twice the noise left after smoothing, and stays below it for
-  at least 0.5 % strain (a noise dip is no yield).
+  at least 0.5 % strain (a noise dip is no yield); none when the modulus
+  itself is not determined (standard error above 30 % of it).
 - failure: the smoothed stress falls, after the UTS, below half of the UTS
   and stays there to the end of the run, at least 2 % strain; the failure strain is where that
   drop starts (the last point at or above 90 % of the UTS before it). None
@@ -149,8 +150,8 @@ class StressStrain:
     def yield_point(self, offset: float = 0.002, window=(0.0, 0.02), smooth_points: int = 11,
                     sustain: float = 0.005):
         e = self.young_modulus(window)
-        if e["value"] is None:
-            return None
+        if e["value"] is None or e["value"] <= 0 or e["stderr"] > 0.3 * e["value"]:
+            return None  # no elastic line to offset: the fit is noise (see the note of young_modulus)
         s = self.smoothed(smooth_points)
         line = e["value"] * (self.strain - offset) + e["intercept"]
         after = self.strain > window[1] * 0.5
@@ -279,7 +280,7 @@ def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, win
     ax.axhline(0, color="k", lw=0.5)
     ax.legend(fontsize=7)
     if notes:
-        ax.text(0.99, 0.02, "\n".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+        ax.text(0.01, 0.98, "\n".join(notes), transform=ax.transAxes, ha="left", va="top", fontsize=7)
     ax.set_title("stress-strain curve")
     save_png(fig, path)
     plt.close(fig)
