@@ -197,15 +197,22 @@ def _radial_members(vectors, neighbor_species, order, p0, p1, weights, rc_r, rc_
     return n, m
 
 
+@njit(cache=True)
+def _widest(starts):
+    """Most pairs of any centre (the size of the per-thread scratch arrays)."""
+    width = 1
+    for i in range(starts.shape[0] - 1):
+        width = max(width, starts[i + 1] - starts[i])
+    return width
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def descriptor_kernel(vectors, neighbor_species, order, starts, weights, rc_r, nr, rc_a, na,
                       weighted, slope, legacy, rmin, out):
     """out[i] = [R (nr), A (na), Rw (nr), Aw (na)] of centre i (rows zeroed here)."""
     n_centers = starts.shape[0] - 1
     n_chunks = (n_centers + CHUNK - 1) // CHUNK
-    width = 1
-    for i in range(n_centers):
-        width = max(width, starts[i + 1] - starts[i])
+    width = _widest(starts)
     for chunk in prange(n_chunks):
         T = np.empty(max(nr, na))
         idx = np.empty(width, dtype=np.int64)
@@ -275,9 +282,7 @@ def gradient_kernel(vectors, neighbor_species, order, starts, weights, rc_r, nr,
     """grad_vectors[p] = dE/dv_p from grad_features = dE/dG (rows of the centres)."""
     n_centers = starts.shape[0] - 1
     n_chunks = (n_centers + CHUNK - 1) // CHUNK
-    width = 1
-    for i in range(n_centers):
-        width = max(width, starts[i + 1] - starts[i])
+    width = _widest(starts)
     for chunk in prange(n_chunks):
         K = max(nr, na)
         T = np.empty(K)
