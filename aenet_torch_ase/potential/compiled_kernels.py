@@ -388,7 +388,6 @@ def _numpy64(t: Tensor) -> np.ndarray:
     return t.detach().to(torch.float64).contiguous().numpy()
 
 
-SERIAL_TORCH = True
 #: requested thread count while a `thread_policy` block runs (torch's own is 1 then)
 _policy_threads = [0]
 #: one parallel launch at a time: numba's workqueue pool serves one caller
@@ -433,7 +432,7 @@ class thread_policy:
         self.outer = _policy_threads[0]
         if AVAILABLE and enabled:
             _policy_threads[0] = threads_for_call(self.n)
-            if self.n > 1 and SERIAL_TORCH:
+            if self.n > 1:
                 torch.set_num_threads(1)
         return self
 

@@ -118,7 +118,7 @@ def evaluate(
             (g,) = torch.autograd.grad(e.sum(), v)
         v = v.detach()
         if compiled_kernels.usable(v) and f is not None and w is not None:
-            # one serial pass instead of four scatters (float64 accumulation)
+            # one pass over the pairs (per-thread partial sums) instead of four scatters, in float64
             f64 = torch.zeros(n, 3, dtype=torch.float64) if f.dtype != torch.float64 else f
             w64 = torch.zeros(3, 3, dtype=torch.float64)
             wa64 = (wa if wa.dtype == torch.float64 else torch.zeros(n, 3, 3, dtype=torch.float64)) \
