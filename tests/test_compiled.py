@@ -153,3 +153,20 @@ def test_skin_criterion_rebuilds_exactly_when_needed():
     moved[1, 0] = 3.4 - 0.55
     nl(moved, cell, pbc)
     assert nl.builds == 2
+
+
+def test_thread_count_gives_way_to_busy_cores(monkeypatch):
+    """The adaptive policy: the requested threads less the cores other processes keep busy, at least 1."""
+    import os
+
+    from aenet_torch_ase import threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for busy, expected in ((0.0, 2), (0.3, 2), (0.8, 1), (1.9, 1)):
+        monkeypatch.setattr(threads._load, "busy_elsewhere", lambda b=busy: b)
+        assert threads.threads_for_call(2) == expected
+    assert threads.threads_for_call(1) == 1
+    monkeypatch.setenv("AENET_TORCH_ADAPTIVE_THREADS", "0")
+    assert threads.threads_for_call(2) == 2
+    monkeypatch.delenv("AENET_TORCH_ADAPTIVE_THREADS")
+    assert threads._LoadMonitor().busy_elsewhere() >= 0.0  # reads /proc/stat (0 where it cannot)
