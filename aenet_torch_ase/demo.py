@@ -8,8 +8,9 @@ standard error, UTS and von Mises shear-strain cross-sections, printed
 beside the seed's 45.04 GPa (simulation) and 45.7 GPa (nanoindentation) and
 the 0 K relaxed-ion modulus of the same cell. The starting cell is a bundled
 pre-relaxed a-Li13Si4 made with the same potential (`make_cell`:
-random packing, annealed at 500 K, relaxed to zero stress at 300 K / 1 bar)
-or, for other sizes, a new one.
+melt-quenched from 1200 K with a short-range wall that keeps hot Li atoms
+apart, relaxed to zero stress at 300 K / 1 bar) or, for other sizes, a new
+one.
 
 quick=True: 0.5 ps NVT, then strain 0.03 (the elastic part only).
 potential="LiSi-demo" (--fast): the small distilled potential, 2 fs steps.
@@ -54,10 +55,9 @@ COLLAPSED = 1.5
 
 def min_distance(atoms) -> float:
     """Closest pair distance (A), periodic images included."""
-    from ase.neighborlist import neighbor_list
+    from .md.structures import closest_pair
 
-    d = neighbor_list("d", atoms, 3.0)
-    return float(d.min()) if d.size else float("inf")
+    return closest_pair(atoms)
 
 
 def relax_to_zero_stress(atoms, fmax: float = 0.01, steps: int = 3000) -> None:
@@ -95,22 +95,31 @@ def equilibrate_volume(atoms, calc, *, temperature: float = 300.0, time_ps: floa
     minimize(atoms, fmax=0.01, method="fire", steps=3000)
 
 
-def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, anneal_ps: float = 2.0,
-              t_anneal: float = 500.0):
-    """A new relaxed a-Li13Si4 cell: random packing at the Li-Si density
-    estimate, minimised, annealed at `t_anneal` (500 K, `anneal_ps` 2 ps), cooled to 300 K (2 ps)
-    and minimised with the cell free (to zero stress; FIRE, 0.01 eV/A);
-    then the box is set to its mean at 300 K and 1 bar (`equilibrate_volume`). No melt: the demo potential, like its
-    teacher (the published Li-Si potential), lets Li atoms collapse onto
-    each other in a-Li13Si4 above ~600 K."""
+#: how the demo cells are made (`make_cell`): melt, quench time (ps), melt temperature (K),
+#: the wall that keeps Li atoms from collapsing while hot (A)
+MELT_PS, QUENCH_PS, T_MELT, WALL = 5.0, 20.0, 1200.0, 1.5
+
+
+def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, melt_ps: float = MELT_PS,
+              quench_ps: float = QUENCH_PS, t_melt: float = T_MELT, guard: Optional[float] = WALL):
+    """A new relaxed a-Li13Si4 cell, melt-quenched: random packing at the
+    Li-Si density estimate, minimised, melted at `t_melt` (1200 K, `melt_ps`)
+    and cooled linearly to 300 K over `quench_ps` (Langevin, fixed box) with
+    a repulsive wall on pairs closer than `guard` A (`md.guard`: the
+    published potential lets hot Li atoms collapse onto each other without
+    it), minimised without the wall and with the cell free (zero stress,
+    FIRE 0.01 eV/A); then the box is set to its mean at 300 K and 1 bar
+    (`equilibrate_volume`). The melt-quench matters: a random packing
+    annealed for 2 ps at 500 K (the earlier recipe) is ~0.1 eV/atom higher in
+    energy and flows at 300 K under load (docs/modulus.md)."""
     from .md.run import minimize
     from .md.structures import melt_quench, random_alloy
 
     atoms = random_alloy("Li13Si4", n_atoms, min_distance=2.1, seed=seed)
     atoms.calc = calc
     minimize(atoms, fmax=0.05)
-    atoms = melt_quench(atoms, calc, t_melt=t_anneal, melt_time=anneal_ps * 1000.0, quench_time=2000.0, seed=seed,
-                        progress=progress)
+    atoms = melt_quench(atoms, calc, t_melt=t_melt, melt_time=melt_ps * 1000.0, quench_time=quench_ps * 1000.0,
+                        seed=seed, progress=progress, guard=guard)
     atoms.calc = calc
     relax_to_zero_stress(atoms)
     equilibrate_volume(atoms, calc, seed=seed)
@@ -118,7 +127,9 @@ def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, annea
         raise RuntimeError(f"two atoms collapsed ({min_distance(atoms):.2f} A) while making the cell: "
                            f"use a bundled cell (--atoms 1024 or 256) or another potential")
     atoms.calc = None
-    how = f"new {len(atoms)}-atom cell: random packing, annealed at {t_anneal:g} K ({anneal_ps:g} ps), cooled (2 ps), "
+    wall = f" with a {guard:g} A wall" if guard else ""
+    how = (f"new {len(atoms)}-atom cell: random packing, melted at {t_melt:g} K ({melt_ps:g} ps) and quenched to "
+           f"300 K ({quench_ps:g} ps){wall}, ")
     return atoms, how + "minimised to zero stress, box set to its 300 K / 1 bar NPT mean (2 ps average)"
 
 
@@ -142,7 +153,13 @@ def starting_cell(n_atoms: Optional[int], calc, progress: bool = True, seed: int
 DEMO_FILES = ("summary.json", "start.extxyz", "run")
 
 
-def run_demo(out="demo", *, n_atoms: Optional[int] = None, strain: float = 0.2, quick: bool = False,
+#: the default demo's final strain: 0.15 rather than the 0.2 a full curve would want, so that the
+#: 1,024-atom demo with the published potential stays within ten minutes on two cores (~28 ms per
+#: step today); its UTS lies at 8-15 % strain
+DEFAULT_STRAIN = 0.15
+
+
+def run_demo(out="demo", *, n_atoms: Optional[int] = None, strain: float = DEFAULT_STRAIN, quick: bool = False,
              potential=DEFAULT_POTENTIAL, device: str = "cpu", timestep: Optional[float] = None,
              progress: bool = True, overwrite: bool = False, trust_code: bool = False) -> dict:
     """Run the demo into `out`; returns the summary (also out/summary.json).
@@ -191,9 +208,10 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, progr
     run(atoms, calc, protocol, out / "run", progress=progress, potential_info=str(potential))
     strains = [s for s in (0.01, 0.02, 0.03) if s <= strain + 1e-9] if quick else \
         [s for s in (0.05, 0.10, 0.15, 0.20) if s <= strain + 1e-9]
-    # elastic fit over 0-4 % (quick: 0-3 %): thermal stress noise of ~0.2 GPa in a
-    # 1,000-atom cell swamps the 0-2 % window of the analysis default
-    window = (0.0, 0.03) if quick else (0.0, 0.04)
+    # elastic fit over 0-2 %, the initial slope: at 300 K the curve bends from ~2 % on (anelastic
+    # flow; 1,024 atoms: 41-43 / 32-37 / 28-33 GPa over 0-2 / 3 / 4 %, docs/modulus.md). The quick
+    # demo's 256-atom cell is too noisy (0.5 GPa per stress component) for 0-2 %: 0-3 %
+    window = (0.0, 0.03) if quick else (0.0, 0.02)
     analysis = analyze_run(out / "run", strains=strains, window=window, progress=progress)
     e, uts = analysis["young_modulus_GPa"], analysis["ultimate_tensile_strength_GPa"]
     e0 = atoms.info.get("young_0K_uniaxial_y_GPa")  # relaxed-ion, lateral faces free (bundled cells)
@@ -219,9 +237,9 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, progr
     if e0 is not None:
         print(f"0 K relaxed-ion Young's modulus of the same cell along y: {e0:.1f} GPa (matscipy, lateral faces free)")
     if e["value"] is not None and abs(e["value"] - SEED_MODULUS_EXPERIMENT) > 0.15 * SEED_MODULUS_EXPERIMENT:
-        print("why it differs: at 300 K this model glass (the published potential allows only a short 500 K anneal: "
-              "longer or hotter ones let Li atoms collapse) relaxes its stress within picoseconds; its 0 K modulus "
-              "is the seed's. Evidence: docs/modulus.md")
+        print("why it differs from the seed by more than 15 %: docs/modulus.md (the thermal stress noise of a "
+              "small cell over a single ramp, the fit window on a curve that bends from ~2 % strain at 300 K, "
+              "and how the cell was prepared: random packings flow at 300 K, melt-quenched cells much less)")
     print(f"ultimate tensile strength {uts['stress']:.2f} GPa at strain {uts['strain']:.3f}; " +
           (f"failure at strain {analysis['failure']['strain']:.3f}" if analysis["failure"]
            else f"no failure within the strain reached ({strain:.0%})"))

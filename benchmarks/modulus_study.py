@@ -9,7 +9,8 @@ a-Li13Si4_<N>_<tag>.extxyz). Each case prints one line and is appended to the JS
 
 - 0K: relaxed-ion elastic constants (matscipy, +-0.5 % strains): Hill E and the uniaxial
   Young's modulus along y (lateral faces free), the quantity the tensile test measures;
-- T<temp>/rate<r>/<lateral>[/relax20ps]: uniaxial tension along y (1 fs, CG
+- T<temp>/rate<r>/<lateral>[/relax20ps][/seed<k>]: uniaxial tension along y (box first set to
+  its mean at that temperature and 1 bar unless 300 K, where the cells already are; 1 fs, CG
   minimisation, 2 ps NVT (the shortened demo) or 20 ps (the seed's protocol), then L_y(t) = L0 (1 + rate t), lateral axes at 1 bar with the
   MTK barostat or held fixed), to 4 % strain (2 % at 1e9 1/s); E fitted over 0-2 %, 0-3 %
   and 0-4 % (slope with standard error), the mean lateral pressures and the temperature
@@ -28,14 +29,23 @@ from pathlib import Path
 import numpy as np
 
 
-def tension(atoms, calc, temperature, rate, lateral, max_strain=0.04, relax_ps=2.0):
+def tension(atoms, calc, temperature, rate, lateral, max_strain=0.04, relax_ps=2.0, seed=12345):
     from aenet_torch_ase.analysis.stress_strain import StressStrain
     from aenet_torch_ase.md.protocol import Protocol
     from aenet_torch_ase.md.run import run
 
+    if temperature != 300.0:
+        # the cells' boxes are their 300 K / 1 bar means; at another temperature the lateral
+        # barostat would first shrink or grow the box during the ramp (at 10 K: ~0.8 GPa of
+        # thermal tension relaxing), biasing the slope: set the box to this temperature's mean first
+        from aenet_torch_ase.demo import equilibrate_volume
+
+        atoms = atoms.copy()
+        equilibrate_volume(atoms, calc, temperature=temperature)
+        atoms.calc = None
     p = Protocol(mode="tensile", axis="y", strain_rate=rate, temperature=temperature, timestep=1.0,
                  relax_time=relax_ps, time=max_strain / rate * 1e12, pressure=1.0, lateral=lateral,
-                 record_every=10, frame_every=10**9, checkpoint_every=10**9)
+                 record_every=10, frame_every=10**9, checkpoint_every=10**9, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         out = run(atoms, calc, p, Path(tmp) / "run", progress=False)
         curve = StressStrain.from_run(out)
@@ -99,7 +109,18 @@ def main():
               ("256/T300/rate1e10/npt/relax20ps", "256", ("tension", 300.0, 1e10, "npt", 20.0)),
               ("256/T300/rate1e10/fixed/relax20ps", "256", ("tension", 300.0, 1e10, "fixed", 20.0)),
               ("1024/T300/rate1e10/npt/relax20ps", "1024", ("tension", 300.0, 1e10, "npt", 20.0)),
-              ("256long/T300/rate1e10/npt/relax20ps", "256long", ("tension", 300.0, 1e10, "npt", 20.0))]
+              ("256long/T300/rate1e10/npt/relax20ps", "256long", ("tension", 300.0, 1e10, "npt", 20.0)),
+              # melt-quenched cells (the demo's cells since session 4: examples/make_demo_cells.py)
+              ("256mq/T10/rate1e10/npt", "256mq", ("tension", 10.0, 1e10, "npt")),
+              ("256mq/T100/rate1e10/npt", "256mq", ("tension", 100.0, 1e10, "npt")),
+              ("256mq/T300/rate1e10/fixed", "256mq", ("tension", 300.0, 1e10, "fixed")),
+              ("256mq/T300/rate1e11/npt", "256mq", ("tension", 300.0, 1e11, "npt")),
+              ("256mq/T300/rate1e9/npt", "256mq", ("tension", 300.0, 1e9, "npt")),
+              ("256mq/nve1fs", "256mq", ("nve", 1.0)), ("256mq/nve2fs", "256mq", ("nve", 2.0)),
+              # other noise realisations (thermostat seed) of the demo's protocol
+              ("256mq/T300/rate1e10/npt/seed2", "256mq", ("tension", 300.0, 1e10, "npt", 2.0, 2)),
+              ("1024mq/T300/rate1e10/npt/seed2", "1024mq", ("tension", 300.0, 1e10, "npt", 2.0, 2)),
+              ("1024mq/T10/rate1e10/npt", "1024mq", ("tension", 10.0, 1e10, "npt"))]
     print(f"# published Li-Si potential, {torch.get_num_threads()} threads; cells: {sorted(cells)}", flush=True)
     for name, cell, what in cases:
         if name in done or cell not in cells or (args.only and not any(o in name for o in args.only)):
@@ -110,10 +131,11 @@ def main():
         if what[0] == "elastic":
             r = elastic_constants(atoms, calc, delta=0.005, steps=3, fmax=2e-3)
             res = {"hill_E_GPa": r["hill"]["young_GPa"], "E_uniaxial_GPa": r["young_uniaxial_GPa"],
+                   "energy_eV_per_atom": calc.get_potential_energy(atoms) / len(atoms),
                    "C22_GPa": r["C_GPa"][1][1], "G_hill_GPa": r["hill"]["shear_GPa"], "K_hill_GPa": r["hill"]["bulk_GPa"]}
         elif what[0] == "tension":
             res = tension(atoms, calc, *what[1:4], max_strain=0.02 if what[2] < 5e9 else 0.04,
-                          relax_ps=what[4] if len(what) > 4 else 2.0)
+                          relax_ps=what[4] if len(what) > 4 else 2.0, seed=what[5] if len(what) > 5 else 12345)
         else:
             res = nve_drift(atoms, calc, what[1])
         res["seconds"] = time.time() - t0

@@ -2,14 +2,16 @@
 published one), the way the bundled cells were made.
 
     python examples/make_demo_cells.py --atoms 256 1024 [--potential LiSi-Artrith2018]
-        [--anneal-ps 2] [--out DIR] [--install]
+        [--melt-ps 5] [--quench-ps 20] [--t-melt 1200] [--out DIR] [--install]
 
-Random packing at the Li-Si density estimate, minimised, annealed at 500 K,
-cooled to 300 K, relaxed to zero stress, the box set to its 300 K / 1 bar
-NPT mean and minimised (`aenet_torch_ase.demo.make_cell`). No melt: the
-published potential lets Li atoms collapse onto each other in Li-rich melts
-above ~500-600 K. Writes a-Li13Si4_<N>.extxyz (and, with --install, into the
-package's data/structures/ under the potential's name).
+Random packing at the Li-Si density estimate, minimised, melted at 1200 K
+and quenched to 300 K with a repulsive wall on pairs closer than 1.5 A (the
+published potential lets hot Li atoms collapse onto each other without it),
+relaxed to zero stress without the wall, the box set to its 300 K / 1 bar
+NPT mean and minimised (`aenet_torch_ase.demo.make_cell`). Writes
+a-Li13Si4_<N>.extxyz (and, with --install, into the package's
+data/structures/ under the potential's name), with the 0 K relaxed-ion
+Young's moduli along x, y, z and the Hill average (matscipy) in its info.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import time
 from pathlib import Path
 
 from aenet_torch_ase import AenetTorch
-from aenet_torch_ase.demo import make_cell, min_distance
+from aenet_torch_ase.analysis.elastic import elastic_constants
+from aenet_torch_ase.demo import MELT_PS, QUENCH_PS, T_MELT, make_cell, min_distance
 from aenet_torch_ase.io.structure_files import write_structure
 
 DATA = Path(__file__).resolve().parents[1] / "aenet_torch_ase" / "data" / "structures"
@@ -30,8 +33,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--atoms", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--potential", default="LiSi-Artrith2018")
-    ap.add_argument("--anneal-ps", type=float, default=2.0)
-    ap.add_argument("--anneal-k", type=float, default=500.0, help="anneal temperature (K)")
+    ap.add_argument("--melt-ps", type=float, default=MELT_PS)
+    ap.add_argument("--quench-ps", type=float, default=QUENCH_PS)
+    ap.add_argument("--t-melt", type=float, default=T_MELT, help="melt temperature (K)")
+    ap.add_argument("--no-elastic", action="store_true", help="skip the 0 K elastic constants")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="demo_cells")
     ap.add_argument("--install", action="store_true", help="copy into the package's data/structures/")
@@ -41,10 +46,17 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for n in args.atoms:
         t0 = time.time()
-        atoms, how = make_cell(n, calc, seed=args.seed, anneal_ps=args.anneal_ps, t_anneal=args.anneal_k)
+        atoms, how = make_cell(n, calc, seed=args.seed, melt_ps=args.melt_ps, quench_ps=args.quench_ps,
+                               t_melt=args.t_melt)
         atoms.info.update(recipe=how, potential=args.potential)
         path = out / f"a-Li13Si4_{n}.extxyz"
-        write_structure(path, atoms)
+        write_structure(path, atoms)  # before the elastic constants: a failure there keeps the cell
+        if not args.no_elastic:
+            r = elastic_constants(atoms, calc, delta=0.005, steps=3, fmax=2e-3)
+            atoms.info.update({f"young_0K_uniaxial_{ax}_GPa": round(r["young_uniaxial_GPa"][ax], 2) for ax in "xyz"})
+            atoms.info.update(young_0K_hill_GPa=round(r["hill"]["young_GPa"], 2))
+            atoms.calc = None
+            write_structure(path, atoms)
         print(f"{path}: {how}; closest pair {min_distance(atoms):.2f} A; box "
               f"{' x '.join(f'{x:.2f}' for x in atoms.cell.lengths())} A; {time.time() - t0:.0f} s")
         if args.install:

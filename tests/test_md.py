@@ -127,18 +127,18 @@ def test_resume_equals_uninterrupted_run(lj_crystal, tmp_path):
 
 
 def test_nvt_temperature_and_maxwell_distribution(tmp_path):
-    """Nose-Hoover chain: mean temperature within 2 % over 20 ps; velocity
+    """Nose-Hoover chain: mean temperature within 2 % over 11 ps; velocity
     components Gaussian with variance kT/m."""
     calc = BinaryLennardJones()
     a = bulk("Li", "fcc", a=4.13, cubic=True).repeat((4, 4, 4))
-    p = Protocol(mode="nvt", temperature=100.0, timestep=4.0, time=20.0, relax_time=0.0, minimize_fmax=0.0,
-                 record_every=5, frame_every=125, checkpoint_every=5000)
+    p = Protocol(mode="nvt", temperature=100.0, timestep=4.0, time=12.0, relax_time=0.0, minimize_fmax=0.0,
+                 record_every=5, frame_every=100, checkpoint_every=5000)
     out = run(a, calc, p, tmp_path / "nvt", progress=False)
     temps = column(rows(out), "temperature_K")[50:]  # after 1 ps
     assert temps.mean() == pytest.approx(100.0, rel=0.02)
     import ase.io
 
-    frames = ase.io.read(out / "trajectory.extxyz", "10:")
+    frames = ase.io.read(out / "trajectory.extxyz", "10:")  # after 4 ps: 20 frames x 256 atoms
     v = np.concatenate([f.get_velocities()[:, 0] for f in frames])
     m = frames[0].get_masses()[0]
     scaled = v * np.sqrt(m / (units.kB * 100.0))
@@ -225,7 +225,8 @@ def test_stretch_cli(tmp_path, tiny_potential, triclinic_cell):
 
 def test_nve_energy_conservation_reference_potential():
     """NVE (velocity Verlet, 1 fs) with the published Li-Si potential on the
-    256-atom amorphous cell: total-energy drift below 1e-4 eV/atom over 10 ps."""
+    256-atom amorphous cell: total-energy drift below 1e-5 eV/atom/ps over 3 ps
+    (the longer 10 ps check is benchmarks/modulus_study.py's nve cases)."""
     import ase.io
     from ase.md.verlet import VelocityVerlet
 
@@ -238,11 +239,11 @@ def test_nve_energy_conservation_reference_potential():
     Stationary(atoms)
     dyn = VelocityVerlet(atoms, 1.0 * units.fs)
     energies = []
-    dyn.attach(lambda: energies.append(atoms.get_total_energy()), interval=100)
-    dyn.run(10000)
+    dyn.attach(lambda: energies.append(atoms.get_total_energy()), interval=50)
+    dyn.run(3000)
     e = np.array(energies) / len(atoms)
-    drift = abs(np.polyfit(np.arange(len(e)) * 0.1, e, 1)[0] * 10.0)  # eV/atom over 10 ps
-    assert drift < 1e-4
+    drift = abs(np.polyfit(np.arange(len(e)) * 0.05, e, 1)[0])  # eV/atom/ps
+    assert drift < 1e-5
     assert np.ptp(e) < 5e-4  # and no jumps
 
 

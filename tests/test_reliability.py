@@ -26,6 +26,7 @@ from aenet_torch_ase.errors import (InputFileError, OutputError, PotentialFileEr
 from aenet_torch_ase.io.atomic_write import atomic_write_text
 from aenet_torch_ase.io.input_files import read_fingerprint_setup, read_predict_in
 from aenet_torch_ase.io.nn_binary import nn_to_bytes, read_nn, write_nn
+from aenet_torch_ase.io.structure_files import write_structure
 from aenet_torch_ase.io.training_inputs import read_train_in
 from aenet_torch_ase.io.xsf import read_xsf, write_xsf
 from aenet_torch_ase.md.protocol import Protocol
@@ -248,6 +249,8 @@ def test_atomic_writes_follow_the_umask_and_keep_modes(tmp_path):
         assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o640
         AenetTorch(tiny_nn_files()).export_nn(tmp_path / "pot")
         assert stat.S_IMODE((tmp_path / "pot" / "Li.nn").stat().st_mode) == 0o644
+        write_structure(tmp_path / "s.extxyz", Atoms("Li2", positions=[[0, 0, 0], [2, 0, 0]], cell=[5, 5, 5]))
+        assert stat.S_IMODE((tmp_path / "s.extxyz").stat().st_mode) == 0o644  # not mkstemp's 0600
     finally:
         os.umask(old)
 

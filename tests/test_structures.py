@@ -182,3 +182,83 @@ def test_seed_sized_stack_of_50_particles():
     assert 20_000 < len(stack) < 40_000
     assert min_distance(stack) >= 2.0 - 1e-9
     assert stack.get_chemical_symbols().count("Li") / len(stack) == pytest.approx(13 / 17, abs=0.02)
+
+
+def _close_pair_cell():
+    """A triclinic periodic cell of 12 atoms with several pairs closer than 1.5 A."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(7)
+    cell = np.array([[5.0, 0.0, 0.0], [0.7, 4.6, 0.0], [-0.4, 0.5, 4.8]])
+    pos = rng.uniform(0, 1, (6, 3)) @ cell
+    pos = np.vstack([pos, pos + rng.normal(0, 0.6, (6, 3))])  # partners 0.3-1.4 A away
+    return Atoms("Li12", positions=pos, cell=cell, pbc=True)
+
+
+def test_short_range_wall_forces_and_stress_are_derivatives_of_its_energy():
+    from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+    from aenet_torch_ase.md.guard import ShortRangeWall
+
+    a = _close_pair_cell()
+    a.calc = ShortRangeWall(r0=1.5, k=50.0)
+    assert a.get_potential_energy() > 0.1
+    np.testing.assert_allclose(a.get_forces(), calculate_numerical_forces(a, eps=1e-6), atol=1e-6)
+    np.testing.assert_allclose(a.get_stress(), calculate_numerical_stress(a, eps=1e-7), atol=1e-6)
+    assert np.abs(a.get_forces().sum(0)).max() < 1e-10  # Newton's third law
+
+
+def test_short_range_wall_dimer_energy_and_range():
+    from ase import Atoms
+
+    from aenet_torch_ase.md.guard import ShortRangeWall
+
+    for r, expected in ((1.2, 0.5 * 50.0 * 0.3 ** 2), (1.49, 0.5 * 50.0 * 0.01 ** 2), (1.5, 0.0), (2.0, 0.0)):
+        d = Atoms("Li2", positions=[[0, 0, 0], [r, 0, 0]])
+        d.calc = ShortRangeWall(r0=1.5, k=50.0)
+        assert d.get_potential_energy() == pytest.approx(expected, abs=1e-12)
+        f = d.get_forces()
+        assert f[0, 0] == pytest.approx(-50.0 * max(0.0, 1.5 - r), abs=1e-12)  # pushes them apart
+    with pytest.raises(ValueError, match="r0 > 0"):
+        ShortRangeWall(r0=0.0)
+
+
+class _AllAttractive:
+    """A potential that is all hole: E = -D sum_pairs exp(-r^2/w^2) (atoms fall onto each other)."""
+
+    @staticmethod
+    def make(D=10.0, w=1.0):
+        from ase.calculators.calculator import Calculator, all_changes
+        from matscipy.neighbours import neighbour_list
+
+        class Hole(Calculator):
+            implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                i, j, vec = neighbour_list("ijD", self.atoms, 4.0 * w)
+                r2 = (vec ** 2).sum(1)
+                e = np.exp(-r2 / w ** 2)
+                g = (0.5 * D * 2.0 / w ** 2 * e)[:, None] * vec  # dE/dvec over the full list (1/2 each)
+                f = np.zeros((len(self.atoms), 3))
+                for c in range(3):
+                    f[:, c] = np.bincount(i, g[:, c], minlength=len(f)) - np.bincount(j, g[:, c], minlength=len(f))
+                s = (vec.T @ g / self.atoms.get_volume())[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+                self.results = {"energy": -0.5 * D * e.sum(), "free_energy": -0.5 * D * e.sum(), "forces": f,
+                                "stress": s}
+        return Hole()
+
+
+def test_guarded_melt_quench_takes_the_wall_off_and_refuses_a_hole():
+    from aenet_torch_ase.md.structures import closest_pair, melt_quench
+
+    lj = BinaryLennardJones()
+    start = random_alloy("Li4Si", 64, min_distance=2.1, seed=4)
+    out = melt_quench(start, lj, t_melt=1500, melt_time=100, quench_time=100, seed=1, progress=False, guard=1.5)
+    assert out.calc is lj  # the returned structure is a minimum of the potential alone
+    assert closest_pair(out) >= 1.5
+    # a potential that is all hole: the wall holds the atoms apart while hot, but
+    # without it the final minimisation lets them fall together: refused, not returned
+    with pytest.raises(StructureError, match="hole"):
+        melt_quench(start, _AllAttractive.make(), t_melt=300, melt_time=50, quench_time=50, seed=1,
+                    progress=False, guard=1.5, relax_steps=200)

@@ -145,7 +145,10 @@ def _render_ovito(atoms, colors, path, axis, size, values=None, cmap="viridis", 
         if legend is not None:
             vp.overlays.append(legend)
         vp.zoom_all()
-        vp.render_image(size=size, filename=str(path), background=(1, 1, 1), renderer=TachyonRenderer())
+        # no ambient occlusion: on a flat colour-coded section it adds nothing a reader
+        # sees, and it costs ~30x the render time (18 s vs 0.6 s for 1,000 atoms, Mesa CPU)
+        renderer = TachyonRenderer(ambient_occlusion=False, antialiasing_samples=4)
+        vp.render_image(size=size, filename=str(path), background=(1, 1, 1), renderer=renderer)
     finally:
         pipeline.remove_from_scene()
 

@@ -45,15 +45,21 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def target_mode(path: str) -> int:
+    """The permissions a file written to `path` should get: those of the file it
+    replaces, else 0666 less the umask (mkstemp's temporary files are 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` atomically (same-directory temp file + os.replace)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)  # replacing: keep the file's mode
-    except FileNotFoundError:
-        mode = 0o666 & ~current_umask()
+    mode = target_mode(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+from .atomic_write import target_mode
+
 
 def write_structure(path, atoms, format=None) -> None:
     """`ase.io.write` to a temporary file beside `path`, then rename."""
@@ -18,6 +20,7 @@ def write_structure(path, atoms, format=None) -> None:
     os.close(fd)
     try:
         ase.io.write(tmp, atoms, format=format)
+        os.chmod(tmp, target_mode(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

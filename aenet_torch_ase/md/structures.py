@@ -187,10 +187,16 @@ def random_alloy(composition, n_atoms: int, *, density: Optional[float] = None,
 def melt_quench(atoms: Atoms, calc, *, t_melt: float = 2000.0, t_final: float = 300.0,
                 melt_time: float = 2000.0, quench_time: float = 5000.0, timestep: float = 1.0,
                 friction: float = 0.01, fmax: float = 0.05, relax_steps: int = 500,
-                seed: int = 0, progress: bool = True) -> Atoms:
+                seed: int = 0, progress: bool = True, guard: Optional[float] = None) -> Atoms:
     """Melt at `t_melt`, cool linearly to `t_final` (Langevin NVT, fixed box),
     then minimise the energy (FIRE to `fmax` eV/A). Times in fs, friction in
-    1/fs. Returns the structure (a copy) with `calc` attached."""
+    1/fs. Returns the structure (a copy) with `calc` attached.
+
+    guard: a distance r0 (A): melt and quench with a repulsive wall on pairs
+    closer than r0 added to `calc` (`guard.ShortRangeWall`), for potentials
+    with a hole at short range (the published Li-Si potential: 1.5); the
+    final minimisation uses `calc` alone, and a pair left below r0 raises
+    StructureError."""
     from ase.md.langevin import Langevin
     try:  # ASE >= 3.29
         from ase.md.velocitydistribution import thermalize_momenta
@@ -199,8 +205,10 @@ def melt_quench(atoms: Atoms, calc, *, t_melt: float = 2000.0, t_final: float = 
     from ase.optimize import FIRE
     from tqdm import tqdm
 
+    from .guard import guarded
+
     atoms = atoms.copy()
-    atoms.calc = calc
+    atoms.calc = calc if guard is None else guarded(calc, guard)
     rng = np.random.default_rng(seed)
     thermalize_momenta(atoms, temperature_K=t_melt, rng=rng)
     dyn = Langevin(atoms, timestep * units.fs, temperature_K=t_melt, friction=friction / units.fs,
@@ -222,8 +230,23 @@ def melt_quench(atoms: Atoms, calc, *, t_melt: float = 2000.0, t_final: float = 
             dyn.run(k)
             done += k
             bar.update(k)
+    atoms.calc = calc
     FIRE(atoms, logfile=None).run(fmax=fmax, steps=relax_steps)
+    if guard is not None:
+        closest = closest_pair(atoms)
+        if closest < guard:
+            raise StructureError(f"melt-quench with a wall at {guard:g} A: two atoms are {closest:.2f} A apart "
+                                 f"after the final minimisation without the wall; the potential has a hole there: "
+                                 f"quench more slowly or to a lower temperature, or use another potential")
     return atoms
+
+
+def closest_pair(atoms: Atoms, search: float = 3.0) -> float:
+    """Closest pair distance (A), periodic images included (inf if none within `search` A)."""
+    from .guard import neighbours
+
+    d = neighbours("d", atoms, search)
+    return float(d.min()) if d.size else float("inf")
 
 
 def amorphous(composition, n_atoms: int, calc, *, density: Optional[float] = None,
