@@ -236,7 +236,11 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, progr
           f"seed: {SEED_MODULUS_SIMULATION} GPa (simulation), {SEED_MODULUS_EXPERIMENT} GPa (nanoindentation)")
     if e0 is not None:
         print(f"0 K relaxed-ion Young's modulus of the same cell along y: {e0:.1f} GPa (matscipy, lateral faces free)")
-    if e["value"] is not None and abs(e["value"] - SEED_MODULUS_EXPERIMENT) > 0.15 * SEED_MODULUS_EXPERIMENT:
+    off = e["value"] is not None and abs(e["value"] - SEED_MODULUS_EXPERIMENT) > 0.15 * SEED_MODULUS_EXPERIMENT
+    if off and potential == "LiSi-demo":
+        print("why it differs from the seed by more than 15 %: LiSi-demo is a small distilled potential about 2x "
+              "too soft (its model card); the default, the published LiSi-Artrith2018, is the one for numbers")
+    elif off:
         print("why it differs from the seed by more than 15 %: docs/modulus.md (the thermal stress noise of a "
               "small cell over a single ramp, the fit window on a curve that bends from ~2 % strain at 300 K, "
               "and how the cell was prepared: random packings flow at 300 K, melt-quenched cells much less)")
