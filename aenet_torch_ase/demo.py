@@ -53,13 +53,6 @@ def bundled_cell(potential, n_atoms: int) -> Optional[Path]:
 COLLAPSED = 1.5
 
 
-def min_distance(atoms) -> float:
-    """Closest pair distance (A), periodic images included."""
-    from .md.structures import closest_pair
-
-    return closest_pair(atoms)
-
-
 def relax_to_zero_stress(atoms, fmax: float = 0.01, steps: int = 3000) -> None:
     """Minimise positions and the three box lengths (the box stays orthogonal,
     as the tensile protocol wants) to `fmax` eV/A and ~zero stress."""
@@ -113,7 +106,7 @@ def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, melt_
     annealed for 2 ps at 500 K (the earlier recipe) is ~0.1 eV/atom higher in
     energy and flows at 300 K under load (docs/modulus.md)."""
     from .md.run import minimize
-    from .md.structures import melt_quench, random_alloy
+    from .md.structures import closest_pair, melt_quench, random_alloy
 
     atoms = random_alloy("Li13Si4", n_atoms, min_distance=2.1, seed=seed)
     atoms.calc = calc
@@ -123,8 +116,9 @@ def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, melt_
     atoms.calc = calc
     relax_to_zero_stress(atoms)
     equilibrate_volume(atoms, calc, seed=seed)
-    if min_distance(atoms) < COLLAPSED:
-        raise RuntimeError(f"two atoms collapsed ({min_distance(atoms):.2f} A) while making the cell: "
+    closest = closest_pair(atoms)
+    if closest < COLLAPSED:
+        raise RuntimeError(f"two atoms collapsed ({closest:.2f} A) while making the cell: "
                            f"use a bundled cell (--atoms 1024 or 256) or another potential")
     atoms.calc = None
     wall = f" with a {guard:g} A wall" if guard else ""

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from aenet_torch_ase import AenetTorch
 from aenet_torch_ase.analysis.elastic import elastic_constants
-from aenet_torch_ase.demo import MELT_PS, QUENCH_PS, T_MELT, make_cell, min_distance
+from aenet_torch_ase.demo import MELT_PS, QUENCH_PS, T_MELT, make_cell
 from aenet_torch_ase.io.structure_files import write_structure
+from aenet_torch_ase.md.structures import closest_pair
 
 DATA = Path(__file__).resolve().parents[1] / "aenet_torch_ase" / "data" / "structures"
 
@@ -57,7 +58,7 @@ def main():
             atoms.info.update(young_0K_hill_GPa=round(r["hill"]["young_GPa"], 2))
             atoms.calc = None
             write_structure(path, atoms)
-        print(f"{path}: {how}; closest pair {min_distance(atoms):.2f} A; box "
+        print(f"{path}: {how}; closest pair {closest_pair(atoms):.2f} A; box "
               f"{' x '.join(f'{x:.2f}' for x in atoms.cell.lengths())} A; {time.time() - t0:.0f} s")
         if args.install:
             shutil.copy(path, DATA / f"a-Li13Si4_{n}_{args.potential}.extxyz")

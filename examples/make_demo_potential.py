@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from aenet_torch_ase.calculator import AenetTorch
 from aenet_torch_ase.io.xsf import write_xsf
-from aenet_torch_ase.md.structures import crystal, nanoparticle, random_alloy
+from aenet_torch_ase.md.structures import closest_pair, crystal, nanoparticle, random_alloy
 from aenet_torch_ase.training.commands import generate, train
 
 COMPOSITIONS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.33, 1.71, 2.0, 2.33, 2.71, 3.25, 3.75, 4.4]  # Li per Si
@@ -79,12 +79,6 @@ MAX_FORCE = 15.0
 LADDER = (300.0, 600.0, 900.0, 1200.0, 1500.0)
 
 
-def min_distance(atoms) -> float:
-    d = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
-    np.fill_diagonal(d, np.inf)
-    return float(d.min())
-
-
 def md_snapshots(atoms, calc, rng, *, temperature, steps, every, timestep=1.0):
     """Langevin MD at `temperature`; snapshots every `every` steps (until a
     pair comes closer than MIN_DISTANCE)."""
@@ -95,7 +89,7 @@ def md_snapshots(atoms, calc, rng, *, temperature, steps, every, timestep=1.0):
     frames = []
     for _ in range(0, steps, every):
         dyn.run(every)
-        if min_distance(atoms) < MIN_DISTANCE:
+        if closest_pair(atoms) < MIN_DISTANCE:
             break
         snapshot = atoms.copy()
         snapshot.info["temperature_K"] = temperature
@@ -233,7 +227,7 @@ def label_and_write(structures, calc, folder: Path, prefix: str):
         a = atoms.copy()
         a.calc = calc
         e, f = a.get_potential_energy(), a.get_forces()
-        if len(a) > 1 and (min_distance(a) < MIN_DISTANCE or np.abs(f).max() > MAX_FORCE):
+        if len(a) > 1 and (closest_pair(a) < MIN_DISTANCE or np.abs(f).max() > MAX_FORCE):
             dropped += 1
             continue
         path = folder / f"{prefix}{len(paths):05d}.xsf"

@@ -10,17 +10,11 @@ from aenet_torch_ase import StructureError
 from aenet_torch_ase.analysis.order import radial_distribution, structure_factor
 from aenet_torch_ase.md.packing import pack_spheres, stack_nanoparticles
 from aenet_torch_ase.md.structures import (
-    CRYSTALS, amorphous, bulk, crystal, density_of, lisi_volume_per_atom, nanoparticle,
+    CRYSTALS, amorphous, bulk, closest_pair, crystal, density_of, lisi_volume_per_atom, nanoparticle,
     parse_composition, random_alloy,
 )
+from aenet_torch_ase.md.guard import PairTerm
 from conftest import BinaryLennardJones
-
-
-def min_distance(atoms):
-    from ase.neighborlist import neighbor_list
-
-    d = neighbor_list("d", atoms, 3.0)
-    return d.min() if len(d) else np.inf
 
 
 def test_packaged_crystals():
@@ -29,7 +23,7 @@ def test_packaged_crystals():
     for name in CRYSTALS:
         a = crystal(name)
         assert a.get_chemical_formula(mode="metal") == formulas[name]
-        assert min_distance(a) > 2.2
+        assert closest_pair(a) > 2.2
     with pytest.raises(StructureError, match="LiSi3"):
         crystal("LiSi3")
 
@@ -72,7 +66,7 @@ def test_random_alloy_composition_and_distances(composition):
     comp = parse_composition(composition)
     frac_li = comp.get("Li", 0) / sum(comp.values())
     assert abs(a.get_chemical_symbols().count("Li") / len(a) - frac_li) < 1 / len(a) + 1e-9
-    assert min_distance(a) >= 2.1 - 1e-9
+    assert closest_pair(a) >= 2.1 - 1e-9
     b = random_alloy(composition, 300, seed=3, min_distance=2.1)
     np.testing.assert_array_equal(a.positions, b.positions)  # reproducible
 
@@ -100,7 +94,7 @@ def test_nanoparticle_from_small_cell_counts_and_centre():
         dist = np.linalg.norm(p.positions - center, axis=1)
         assert dist.max() <= 30.0 + 1e-9 and dist.max() > 29.0
         assert abs(np.mean(p.positions - center, axis=0)).max() < 0.5  # centred
-        assert min_distance(p) > 2.2  # no duplicated images
+        assert closest_pair(p) > 2.2  # no duplicated images
         frac = p.info["composition"]["Li"]
         assert abs(frac - p.info["bulk_composition"]["Li"]) < 0.02
         assert not p.pbc.any()
@@ -142,7 +136,7 @@ def test_stack_nanoparticles_minimum_distance():
     packing = small_packing()
     unit = crystal("Li13Si4")
     stack = stack_nanoparticles(packing, lambda r: nanoparticle(unit, r), min_distance=2.0, seed=1, progress=False)
-    assert min_distance(stack) >= 2.0 - 1e-9
+    assert closest_pair(stack) >= 2.0 - 1e-9
     assert len(np.unique(stack.arrays["particle"])) == len(packing.radii)
     one = len(nanoparticle(unit, 4.0))
     assert len(stack) + stack.info["removed_atoms"] == 7 * one + 7 * len(nanoparticle(unit, 6.0))
@@ -180,7 +174,7 @@ def test_seed_sized_stack_of_50_particles():
     unit = crystal("Li13Si4")
     stack = stack_nanoparticles(heap, lambda r: nanoparticle(unit, r), progress=False)
     assert 20_000 < len(stack) < 40_000
-    assert min_distance(stack) >= 2.0 - 1e-9
+    assert closest_pair(stack) >= 2.0 - 1e-9
     assert stack.get_chemical_symbols().count("Li") / len(stack) == pytest.approx(13 / 17, abs=0.02)
 
 
@@ -223,34 +217,20 @@ def test_short_range_wall_dimer_energy_and_range():
         ShortRangeWall(r0=0.0)
 
 
-class _AllAttractive:
-    """A potential that is all hole: E = -D sum_pairs exp(-r^2/w^2) (atoms fall onto each other)."""
+class _AllAttractive(PairTerm):
+    """A potential that is all hole: phi(r) = -D exp(-r^2/w^2) (atoms fall onto each other)."""
 
-    @staticmethod
-    def make(D=10.0, w=1.0):
-        from ase.calculators.calculator import Calculator, all_changes
-        from matscipy.neighbours import neighbour_list
+    def __init__(self, D=10.0, w=1.0):
+        super().__init__()
+        self.D, self.w, self.cutoff = D, w, 4.0 * w
 
-        class Hole(Calculator):
-            implemented_properties = ["energy", "free_energy", "forces", "stress"]
-
-            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-                super().calculate(atoms, properties, system_changes)
-                i, j, vec = neighbour_list("ijD", self.atoms, 4.0 * w)
-                r2 = (vec ** 2).sum(1)
-                e = np.exp(-r2 / w ** 2)
-                g = (0.5 * D * 2.0 / w ** 2 * e)[:, None] * vec  # dE/dvec over the full list (1/2 each)
-                f = np.zeros((len(self.atoms), 3))
-                for c in range(3):
-                    f[:, c] = np.bincount(i, g[:, c], minlength=len(f)) - np.bincount(j, g[:, c], minlength=len(f))
-                s = (vec.T @ g / self.atoms.get_volume())[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
-                self.results = {"energy": -0.5 * D * e.sum(), "free_energy": -0.5 * D * e.sum(), "forces": f,
-                                "stress": s}
-        return Hole()
+    def phi(self, r):
+        e = -self.D * np.exp(-(r / self.w) ** 2)
+        return e, -2.0 * r / self.w ** 2 * e
 
 
 def test_guarded_melt_quench_takes_the_wall_off_and_refuses_a_hole():
-    from aenet_torch_ase.md.structures import closest_pair, melt_quench
+    from aenet_torch_ase.md.structures import melt_quench
 
     lj = BinaryLennardJones()
     start = random_alloy("Li4Si", 64, min_distance=2.1, seed=4)
@@ -260,5 +240,5 @@ def test_guarded_melt_quench_takes_the_wall_off_and_refuses_a_hole():
     # a potential that is all hole: the wall holds the atoms apart while hot, but
     # without it the final minimisation lets them fall together: refused, not returned
     with pytest.raises(StructureError, match="hole"):
-        melt_quench(start, _AllAttractive.make(), t_melt=300, melt_time=50, quench_time=50, seed=1,
+        melt_quench(start, _AllAttractive(), t_melt=300, melt_time=50, quench_time=50, seed=1,
                     progress=False, guard=1.5, relax_steps=200)

@@ -43,29 +43,28 @@ def neighbours(quantities: str, atoms, cutoff: float):
     return neighbor_list(quantities, atoms, cutoff)
 
 
-class ShortRangeWall(Calculator):
-    """E = k/2 sum over pairs closer than r0 of (r0 - r)^2, with forces and
-    stress (eV, eV/A, eV/A^3, ASE's sign: positive in tension). Pairs come
-    from matscipy's neighbour list (periodic images included)."""
+class PairTerm(Calculator):
+    """E = 1/2 sum over the full pair list (periodic images included) of
+    phi(r) for r < `cutoff`, with forces and stress (eV, eV/A, eV/A^3,
+    ASE's sign: positive in tension). Subclasses give `phi(r)`: the pair
+    energies and their derivatives dphi/dr."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    cutoff = 0.0
 
-    def __init__(self, r0: float = WALL_DISTANCE, k: float = WALL_STIFFNESS):
-        if not (r0 > 0 and k > 0):
-            raise ValueError(f"ShortRangeWall needs r0 > 0 and k > 0 (got r0={r0}, k={k})")
-        super().__init__()
-        self.r0, self.k = float(r0), float(k)
+    def phi(self, r: np.ndarray):
+        raise NotImplementedError
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         a = self.atoms
         n = len(a)
-        i, j, vec = neighbours("ijD", a, self.r0)  # full list: each pair twice
+        i, j, vec = neighbours("ijD", a, self.cutoff)  # full list: each pair twice
         r = np.linalg.norm(vec, axis=1)
-        gap = self.r0 - r
-        energy = 0.25 * self.k * float(np.sum(gap * gap))  # 1/2 for the double count
+        e, de = self.phi(r)
+        energy = 0.5 * float(np.sum(e))  # 1/2 for the double count
         # d E / d vec over the full list (each pair once per direction, hence 1/2)
-        g = (-0.5 * self.k * gap / np.where(r > 0, r, 1.0))[:, None] * vec
+        g = (0.5 * de / np.where(r > 0, r, 1.0))[:, None] * vec
         forces = np.zeros((n, 3))
         for c in range(3):
             forces[:, c] = np.bincount(i, g[:, c], minlength=n) - np.bincount(j, g[:, c], minlength=n)
@@ -75,6 +74,22 @@ class ShortRangeWall(Calculator):
         else:
             stress = np.zeros(6)
         self.results = {"energy": energy, "free_energy": energy, "forces": forces, "stress": stress}
+
+
+class ShortRangeWall(PairTerm):
+    """phi(r) = k/2 (r0 - r)^2 for pairs closer than r0, zero beyond (the
+    wall; `PairTerm` gives energy, forces and stress)."""
+
+    def __init__(self, r0: float = WALL_DISTANCE, k: float = WALL_STIFFNESS):
+        if not (r0 > 0 and k > 0):
+            raise ValueError(f"ShortRangeWall needs r0 > 0 and k > 0 (got r0={r0}, k={k})")
+        super().__init__()
+        self.r0, self.k = float(r0), float(k)
+        self.cutoff = self.r0
+
+    def phi(self, r):
+        gap = self.r0 - r
+        return 0.5 * self.k * gap * gap, -self.k * gap
 
 
 def guarded(calc, r0: float = WALL_DISTANCE, k: float = WALL_STIFFNESS) -> SumCalculator:
