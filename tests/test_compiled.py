@@ -170,3 +170,48 @@ def test_thread_count_gives_way_to_busy_cores(monkeypatch):
     assert threads.threads_for_call(2) == 2
     monkeypatch.delenv("AENET_TORCH_ADAPTIVE_THREADS")
     assert threads._LoadMonitor().busy_elsewhere() >= 0.0  # reads /proc/stat (0 where it cannot)
+
+
+FORK_SCRIPT = r"""
+import multiprocessing as mp
+import torch
+from ase.build import bulk
+from aenet_torch_ase import AenetTorch
+
+torch.set_num_threads(2)
+atoms = bulk("Si", "diamond", 5.43, cubic=True).repeat(3)
+atoms.rattle(0.05, seed=1)
+atoms.calc = AenetTorch("LiSi-Artrith2018")
+parent = atoms.get_potential_energy()  # the parallel kernels have run here
+
+def child(queue):
+    probe = atoms.copy()
+    probe.calc = AenetTorch("LiSi-Artrith2018")
+    queue.put(probe.get_potential_energy())
+
+ctx = mp.get_context("fork")
+queue = ctx.Queue()
+proc = ctx.Process(target=child, args=(queue,))
+proc.start()
+proc.join(120)
+print("exitcode", proc.exitcode)
+print("energies", parent, queue.get(timeout=5) if proc.exitcode == 0 else "nan")
+"""
+
+
+def test_forked_child_after_parallel_kernels_gets_the_same_energy(tmp_path):
+    """GNU OpenMP's pool does not survive fork(): a child forked after the
+    parent ran the kernels (multiprocessing's default on Linux) must not be
+    aborted, and computes the parent's energy (through the torch kernels)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, AENET_TORCH_ADAPTIVE_THREADS="0")
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    assert lines["exitcode"] == "0", out.stderr[-2000:]
+    parent, child = (float(x) for x in lines["energies"].split())
+    assert child == pytest.approx(parent, rel=0, abs=1e-9)
