@@ -56,7 +56,7 @@ def _demo(args):
 
     potential = potential_spec(args.potential) if args.potential else ("LiSi-demo" if args.fast else DEFAULT_POTENTIAL)
     run_demo(args.out, n_atoms=args.atoms, strain=DEFAULT_STRAIN if args.strain is None else args.strain,
-             quick=args.quick, potential=potential, device=args.device, overwrite=args.overwrite,
+             quick=args.quick, potential=potential, device=args.device, axes=args.axes, overwrite=args.overwrite,
              trust_code=args.trust_model_code)
 
 
@@ -348,9 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--strain", type=float,
                    help="final engineering strain (default 0.15: the demo's ten-minute budget; --quick: 0.03)")
     q.add_argument("--quick", action="store_true", help="about two minutes: the same cell (1,024 atoms), 0.5 ps NVT, "
-                                                        "then strain to 3 %% at 1e10 1/s (the elastic part only)")
+                                                        "then strain along y to 3 %% at 1e10 1/s (the elastic part only)")
     q.add_argument("--potential", nargs="+", help="instead of the bundled LiSi-Artrith2018: a bundled name (LiSi-demo), "
                                                   "Li=Li.nn Si=Si.nn, a directory or model.pt")
+    q.add_argument("--axes", choices=["y", "xyz"], help="xyz (default; --quick: y): after the ramp along y, elastic "
+                                                        "ramps along x and z to the end of the fit window, and the "
+                                                        "mean modulus of the three; y: the ramp along y only")
     q.add_argument("--fast", action="store_true", help="the small distilled LiSi-demo potential (2 fs steps; about "
                                                        "2x too soft: for trying the pipeline, not for numbers)")
     _trust_option(q)

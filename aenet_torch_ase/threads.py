@@ -21,9 +21,14 @@ class _LoadMonitor:
     """How many cores other processes keep busy (Linux /proc/stat), from the
     system's busy time minus this process's own CPU time between samples."""
 
-    def __init__(self, interval: float = 0.5):
+    def __init__(self, interval: float = 0.5, first_interval: float = 0.05):
         self.interval = interval
+        # the first estimate comes after a short window (10 ms ticks: +-0.2
+        # cores), so that the first calls of a run on a busy machine do not
+        # all use the busy core; later ones average over `interval`
+        self.first_interval = first_interval
         self.last = None
+        self.estimated = False
         self.others = 0.0
 
     @staticmethod
@@ -46,10 +51,11 @@ class _LoadMonitor:
             self.last = now
             return self.others
         wall = now[0] - self.last[0]
-        if wall >= self.interval:
+        if wall >= (self.interval if self.estimated else self.first_interval):
             busy = (now[1] - self.last[1]) - (now[2] - self.last[2])
             self.others = max(0.0, busy / wall)
             self.last = now
+            self.estimated = True
         return self.others
 
 

@@ -238,11 +238,13 @@ def read_lammps_log(path) -> List[Dict[str, np.ndarray]]:
     return blocks
 
 
-def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, window=(0.0, 0.02)) -> None:
+def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, window=(0.0, 0.02),
+                elastic_only: bool = False, title: str = "stress-strain curve") -> None:
     """Stress-strain curves (several overlaid): the raw curve faint, the
     smoothed one bold, the elastic fit over its window with E +- SE, the UTS,
     and yield / failure only where they are real (see the module docstring);
-    PNG at `path`."""
+    PNG at `path`. elastic_only: the fits only (ramps that end at the
+    window have no strength or failure to mark)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,8 +264,10 @@ def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, win
         e = c.young_modulus(window)
         if e["value"] is not None:
             xs = np.linspace(window[0], min(c.strain.max(), window[1]), 20)
-            ax.plot(xs * 100, e["value"] * xs + e["intercept"], "--", color="k", lw=1.2,
+            ax.plot(xs * 100, e["value"] * xs + e["intercept"], "--", color="k" if len(curves) == 1 else color, lw=1.2,
                     label=f"E = {e['value']:.1f} +- {e['stderr']:.1f} GPa (fit {window[0]:.0%}-{window[1]:.0%})")
+        if elastic_only:
+            continue
         u = c.ultimate()
         ax.plot(u["strain"] * 100, u["stress"], "^", color=color, ms=8, label=f"UTS {u['stress']:.2f} GPa")
         y = c.yield_point(window=window)
@@ -281,6 +285,6 @@ def plot_curves(curves: Sequence[StressStrain], path, *, marks: bool = True, win
     ax.legend(fontsize=7)
     if notes:
         ax.text(0.01, 0.98, "\n".join(notes), transform=ax.transAxes, ha="left", va="top", fontsize=7)
-    ax.set_title("stress-strain curve")
+    ax.set_title(title)
     save_png(fig, path)
     plt.close(fig)
