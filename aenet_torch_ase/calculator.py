@@ -24,6 +24,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
+from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from . import __version__
@@ -116,6 +117,12 @@ class AenetTorch(Calculator):
         self.elements = list(self.model.elements)
         self.cutoff = float(self.model.cutoff)
         self._index = {e: k for k, e in enumerate(self.elements)}
+        # atomic number -> species index (-1: not covered), so that a call maps numbers in one
+        # numpy gather instead of a Python loop over the atoms' symbols
+        self._species_of_number = np.full(len(chemical_symbols), -1, dtype=np.int64)
+        for e, k in self._index.items():
+            if e in chemical_symbols:  # a name that is no element can never match an atom
+                self._species_of_number[chemical_symbols.index(e)] = k
         self.skin = float(skin)
         self._neighbors = NeighborList(self.cutoff, skin=self.skin)
 
@@ -140,6 +147,28 @@ class AenetTorch(Calculator):
         # must not see (or overwrite) another's, so calls are serialised
         with self._lock:
             return super().get_property(name, atoms, allow_calculation)
+
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's check, with a shortcut for the common case of nothing changed
+        (an MD step asks for forces, then stress, of the same atoms): arrays,
+        cell and pbc bit-for-bit equal to the last calculation's are within any
+        tolerance, so the answer is ASE's; otherwise ASE's own comparison."""
+        old = self.atoms
+        if old is not None and len(old) == len(atoms) and self._unchanged(old, atoms):
+            return []
+        return super().check_state(atoms, tol)
+
+    def _unchanged(self, old, atoms) -> bool:
+        # the properties ASE's compare_atoms looks at (all_changes: not momenta, which MD
+        # changes between the forces and the stress of one step)
+        for prop in set(all_changes) - set(self.ignored_changes):
+            if prop in ("cell", "pbc"):
+                if not np.array_equal(getattr(old, prop), getattr(atoms, prop)):
+                    return False
+            elif (prop in old.arrays) != (prop in atoms.arrays) or (
+                    prop in old.arrays and not np.array_equal(old.arrays[prop], atoms.arrays[prop])):
+                return False
+        return True
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         from .potential.compiled_kernels import thread_policy
@@ -202,9 +231,13 @@ class AenetTorch(Calculator):
                     f"overflow for this structure (atoms far closer than in its training set?)")
 
     def _validated_tensors(self, atoms):
-        symbols = atoms.get_chemical_symbols()
-        unknown = sorted(set(symbols) - set(self.elements))
-        if unknown:
+        numbers = atoms.numbers
+        if len(numbers) and (numbers.min() < 0 or numbers.max() >= len(self._species_of_number)):
+            raise StructureError(f"atomic numbers must lie in 0-{len(self._species_of_number) - 1}: "
+                                 f"found {numbers.min()}..{numbers.max()}")
+        index = self._species_of_number[numbers]
+        if (index < 0).any():
+            unknown = sorted({chemical_symbols[z] for z in numbers[index < 0]})
             raise SpeciesError(
                 f"the structure contains {unknown}, but the potential covers only "
                 f"{self.elements}: load a .nn file for each element in the structure"
@@ -224,7 +257,7 @@ class AenetTorch(Calculator):
                     f"(atoms.set_cell) or switch periodicity off (atoms.pbc = False)"
                 )
             check_cell_images(cell, pbc, self.cutoff + self.skin, len(atoms), max_pairs=self.max_pairs)
-        species = torch.tensor([self._index[s] for s in symbols], dtype=torch.int64, device=self.device)
+        species = torch.from_numpy(index).to(self.device)
         positions = torch.tensor(pos, dtype=torch.float64, device=self.device)
         cell_t = torch.tensor(cell, dtype=torch.float64, device=self.device)
         pbc_t = torch.tensor(pbc, device=self.device)

@@ -48,6 +48,53 @@ def test_unknown_element(tiny_potential):
         a.get_potential_energy()
 
 
+def test_check_state_agrees_with_ase(tiny_potential):
+    """The calculator's shortcut for unchanged atoms gives ASE's answer for every kind of change."""
+    from ase.calculators.calculator import compare_atoms
+
+    a = Atoms("LiSiSiLi", positions=[[0, 0, 0], [2.3, 0, 0], [0, 2.4, 0], [1.1, 1.3, 1.9]], cell=[6, 6, 6], pbc=True)
+    calc = AenetTorch(tiny_potential)
+    a.calc = calc
+    a.get_potential_energy()
+
+    def changed(b):
+        return sorted(calc.check_state(b)), sorted(compare_atoms(calc.atoms, b, tol=1e-15))
+
+    edits = [lambda b: None, lambda b: b.set_momenta(np.ones((4, 3))),
+             lambda b: b.positions.__setitem__((1, 0), b.positions[1, 0] + 1e-9),
+             lambda b: b.numbers.__setitem__(0, 14), lambda b: b.set_cell(b.cell * 1.001),
+             lambda b: b.set_pbc([True, True, False]), lambda b: b.set_initial_charges([0.1, 0, 0, 0]),
+             lambda b: b.set_initial_magnetic_moments([0, 0, 0, 1.0])]
+    for edit in edits:
+        b = a.copy()
+        edit(b)
+        ours, ase_ = changed(b)
+        assert ours == ase_
+    assert changed(a) == ([], [])
+    b = a.copy()
+    b.positions[0, 2] += 1e-9
+    assert "positions" in changed(b)[0]
+
+
+def test_species_follow_atomic_numbers(tiny_potential):
+    """The species index comes from atomic numbers (a table, not symbols): the same
+    energy for any order of the atoms, and numbers beyond the periodic table refused."""
+    a = Atoms("LiSiSiLi", positions=[[0, 0, 0], [2.3, 0, 0], [0, 2.4, 0], [1.1, 1.3, 1.9]])
+    a.calc = AenetTorch(tiny_potential)
+    e = a.get_potential_energy()
+    b = a[[3, 1, 0, 2]]
+    b.calc = AenetTorch(tiny_potential)
+    assert b.get_potential_energy() == pytest.approx(e, abs=1e-12)
+    np.testing.assert_allclose(b.get_forces(), a.get_forces()[[3, 1, 0, 2]], atol=1e-12)
+    c = a.copy()
+    c.numbers[1] = 14 + 3 - c.numbers[1]  # Si -> Li: another structure, another energy
+    c.calc = AenetTorch(tiny_potential)
+    assert abs(c.get_potential_energy() - e) > 1e-6
+    a.numbers[2] = 300
+    with pytest.raises(StructureError, match="atomic numbers must lie in"):
+        a.get_potential_energy()
+
+
 def test_nan_positions(tiny_potential):
     a = Atoms("LiSi", positions=[[0, 0, 0], [np.nan, 0, 0]])
     a.calc = AenetTorch(tiny_potential)
