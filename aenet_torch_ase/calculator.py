@@ -116,11 +116,10 @@ class AenetTorch(Calculator):
         self.model = model.to(device=self.device, dtype=dtype)
         self.elements = list(self.model.elements)
         self.cutoff = float(self.model.cutoff)
-        self._index = {e: k for k, e in enumerate(self.elements)}
         # atomic number -> species index (-1: not covered), so that a call maps numbers in one
         # numpy gather instead of a Python loop over the atoms' symbols
         self._species_of_number = np.full(len(chemical_symbols), -1, dtype=np.int64)
-        for e, k in self._index.items():
+        for k, e in enumerate(self.elements):
             if e in chemical_symbols:  # a name that is no element can never match an atom
                 self._species_of_number[chemical_symbols.index(e)] = k
         self.skin = float(skin)
@@ -153,8 +152,7 @@ class AenetTorch(Calculator):
         (an MD step asks for forces, then stress, of the same atoms): arrays,
         cell and pbc bit-for-bit equal to the last calculation's are within any
         tolerance, so the answer is ASE's; otherwise ASE's own comparison."""
-        old = self.atoms
-        if old is not None and len(old) == len(atoms) and self._unchanged(old, atoms):
+        if self.atoms is not None and self._unchanged(self.atoms, atoms):
             return []
         return super().check_state(atoms, tol)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -175,6 +176,23 @@ def mean_modulus(fits: dict) -> dict:
             "axes": sorted(fits)}
 
 
+def _elastic_ramps(start, calc, protocol, axes, out: Path, *, progress, potential) -> dict:
+    """The same cell stretched along each of `axes` (the protocol's ramp, to the end of the elastic
+    window), each after its own NVT with other initial velocities (seed + 1, + 2, ...), into
+    out/run_<axis>; returns {axis: StressStrain}."""
+    from .analysis.stress_strain import StressStrain
+    from .md.run import run
+
+    curves = {}
+    for k, axis in enumerate(axes):
+        p = replace(protocol, axis=axis, seed=protocol.seed + 1 + k)
+        print(f"elastic ramp along {axis}: {p.relax_time:g} ps NVT (other velocities), strain "
+              f"{p.time * 1e-12 * p.strain_rate:g}")
+        run(start.copy(), calc, p, out / f"run_{axis}", progress=progress, potential_info=str(potential))
+        curves[axis] = StressStrain.from_run(out / f"run_{axis}", label=f"along {axis}")
+    return curves
+
+
 def run_demo(out="demo", *, n_atoms: Optional[int] = None, strain: float = DEFAULT_STRAIN, quick: bool = False,
              potential=DEFAULT_POTENTIAL, device: str = "cpu", timestep: Optional[float] = None,
              axes: Optional[str] = None, progress: bool = True, overwrite: bool = False,
@@ -236,23 +254,17 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, axes,
     # flow; 1,024 atoms: 38-43 / 27-37 / 24-33 GPa over 0-2 / 3 / 4 %, docs/modulus.md). The quick
     # demo strains to 3 % only and fits all of it (0-2 % is too noisy on the 256-atom cell)
     window = (0.0, 0.03) if quick else (0.0, 0.02)
-    fits, curves = {}, {}
-    for k, axis in enumerate(a for a in axes if a != "y"):
-        # the same cell stretched along x and z to the end of the window, after its own NVT
-        extra = Protocol(mode="tensile", axis=axis, strain_rate=rate, temperature=300.0, timestep=timestep,
-                         relax_time=relax if quick else EXTRA_RELAX_PS, time=window[1] / rate * 1e12,
-                         pressure=1.0, record_every=10, frame_every=10**9, checkpoint_every=int(1000 / timestep),
-                         seed=protocol.seed + 1 + k)
-        print(f"elastic ramp along {axis}: {extra.relax_time:g} ps NVT (other velocities), strain {window[1]:g}")
-        cell = start.copy()
-        run(cell, calc, extra, out / f"run_{axis}", progress=progress, potential_info=str(potential))
-        curves[axis] = StressStrain.from_run(out / f"run_{axis}", label=f"along {axis}")
-        fits[axis] = curves[axis].young_modulus(window)
+    extra = replace(protocol, relax_time=relax if quick else EXTRA_RELAX_PS, time=window[1] / rate * 1e12,
+                    frame_every=10**9)
+    curves = _elastic_ramps(start, calc, extra, [a for a in axes if a != "y"], out, progress=progress,
+                            potential=potential)
+    fits = {axis: c.young_modulus(window) for axis, c in curves.items()}
     analysis = analyze_run(out / "run", strains=strains, window=window, progress=progress)
     e, uts = analysis["young_modulus_GPa"], analysis["ultimate_tensile_strength_GPa"]
     fits["y"] = e
     mean = mean_modulus(fits)
-    if len(fits) > 1:
+    several = len(fits) > 1
+    if several:
         y = StressStrain.from_run(out / "run", label="along y")
         keep = y.strain <= window[1] * 1.05  # the fit window and a little beyond
         curves["y"] = StressStrain(y.strain[keep], y.stress[keep], label="along y", axis="y")
@@ -276,14 +288,14 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, axes,
                   "shear_strain": [str(out / "run" / "analysis" / v) for k, v in analysis["images"].items()
                                    if k.startswith("shear_strain")],
                   "analysis": str(out / "run" / "analysis" / "summary.json"), "run": str(out / "run"),
-                  **({"elastic_xyz": str(out / "elastic_xyz.png")} if len(fits) > 1 else {})},
+                  **({"elastic_xyz": str(out / "elastic_xyz.png")} if several else {})},
         "wall_time_s": time.time() - t0,
     }
     atomic_write_text(str(out / "summary.json"), json.dumps(summary, indent=2) + "\n")
     def fmt(f):
         return f"{f['value']:.1f} +- {f['stderr']:.1f} GPa" if f["value"] is not None else f"not measured ({f['note']})"
 
-    if len(fits) > 1:
+    if several:
         each = ", ".join(f"{a} {fmt(fits[a])}" for a in sorted(fits))
         headline = (f"Young's modulus {fmt(mean)} (mean of {len(fits)} ramps, fit to strain 0-{window[1]:.0%}: "
                     f"{each})" if mean["value"] is not None else f"Young's modulus: {each}")
@@ -292,12 +304,12 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, axes,
             (f", R2 {e['r2']:.2f})" if e["value"] is not None else ")")
     print(f"{headline}; seed: {SEED_MODULUS_SIMULATION} GPa (simulation), "
           f"{SEED_MODULUS_EXPERIMENT} GPa (nanoindentation)")
-    if len(fits) > 1 and e0_mean is not None:
+    if several and e0_mean is not None:
         print(f"0 K relaxed-ion Young's modulus of the same cell: mean {e0_mean:.1f} GPa ("
               + ", ".join(f"{a} {v:.1f}" for a, v in e0_axes.items()) + "; matscipy, lateral faces free)")
     elif e0 is not None:
         print(f"0 K relaxed-ion Young's modulus of the same cell along y: {e0:.1f} GPa (matscipy, lateral faces free)")
-    shown = mean if len(fits) > 1 else e
+    shown = mean if several else e
     off = shown["value"] is not None and abs(shown["value"] - SEED_MODULUS_EXPERIMENT) > 0.15 * SEED_MODULUS_EXPERIMENT
     if off and potential == "LiSi-demo":
         print("why it differs from the seed by more than 15 %: LiSi-demo is a small distilled potential about 2x "
@@ -309,7 +321,7 @@ def _demo(out: Path, calc, *, n_atoms, strain, quick, potential, timestep, axes,
     print(f"ultimate tensile strength {uts['stress']:.2f} GPa at strain {uts['strain']:.3f}; " +
           (f"failure at strain {analysis['failure']['strain']:.3f}" if analysis["failure"]
            else f"no failure within the strain reached ({strain:.0%})"))
-    xyz = f", {summary['files']['elastic_xyz']}" if len(fits) > 1 else ""
+    xyz = f", {summary['files']['elastic_xyz']}" if several else ""
     print(f"wrote {summary['files']['stress_strain']}{xyz}, {len(summary['files']['shear_strain'])} shear-strain "
           f"pictures and {out / 'summary.json'} in {summary['wall_time_s']:.0f} s")
     return summary
