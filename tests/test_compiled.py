@@ -3,6 +3,8 @@ and the reused (skin) neighbour list against a fresh one at every step."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -170,6 +172,27 @@ def test_thread_count_gives_way_to_busy_cores(monkeypatch):
     assert threads.threads_for_call(2) == 2
     monkeypatch.delenv("AENET_TORCH_ADAPTIVE_THREADS")
     assert threads._LoadMonitor().busy_elsewhere() >= 0.0  # reads /proc/stat (0 where it cannot)
+
+
+def test_load_monitor_first_estimate_comes_early():
+    """The first load estimate needs only `first_interval` (so the first calls of a run on a
+    busy machine do not all use the busy core); later ones average over `interval`."""
+    import time
+
+    from aenet_torch_ase import threads
+
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat: the load monitor reports 0 here")
+    m = threads._LoadMonitor(interval=30.0, first_interval=0.05)
+    m.busy_elsewhere()
+    assert not m.estimated
+    time.sleep(0.08)
+    m.busy_elsewhere()
+    assert m.estimated  # after 80 ms, not 30 s
+    last = m.last
+    time.sleep(0.08)
+    m.busy_elsewhere()
+    assert m.last is last  # the next one waits for the full interval
 
 
 FORK_SCRIPT = r"""
