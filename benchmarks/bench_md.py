@@ -1,6 +1,6 @@
 """MD speed with the published Li-Si potential: steps per second and ns/day.
 
-    python benchmarks/bench_md.py [--sizes 1000 8000] [--steps 100]
+    python benchmarks/bench_md.py [--sizes 1024 8192] [--steps 100]
 
 Amorphous Li-Si (the 256-atom aenet-tinker cell, replicated), the seed's
 tensile stage (MTK lateral barostat + box deformation, 1 fs, float64), run
