@@ -155,6 +155,7 @@ def _stretch(args):
         time=_duration(args.time, "--time"), pressure=args.pressure, lateral=args.lateral,
         minimize_fmax=args.fmax, record_every=args.record_every, frame_every=args.frame_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, fixed_fraction=args.fixed_fraction,
+        pulled_fraction=args.pulled_fraction,
     )
     run(read_structure(args.structure), calc, protocol, out, overwrite=args.overwrite,
         potential_info=" ".join(args.potential))
@@ -202,7 +203,8 @@ def _lammps_export(args):
                         timestep=args.timestep, relax_time=_duration(args.relax, "--relax"),
                         time=_duration(args.time, "--time"),
                         pressure=args.pressure, lateral=args.lateral, record_every=args.record_every,
-                        frame_every=args.frame_every, seed=args.seed, fixed_fraction=args.fixed_fraction)
+                        frame_every=args.frame_every, seed=args.seed, fixed_fraction=args.fixed_fraction,
+                        pulled_fraction=args.pulled_fraction)
     out = export_run(args.out, read_structure(args.structure), protocol, calc.current_nn_files(), ascii=args.ascii,
                      plugin=args.plugin)
     print(f"wrote {out}/in.lammps, data.lmp, {', '.join(e + '.nn' for e in calc.elements)}, README.txt; "
@@ -266,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="run directory (stress_strain.csv, trajectory.extxyz, run.json)")
     q.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (its files are removed)")
     q.add_argument("--mode", choices=["tensile", "compress", "pull", "nvt"], default="tensile",
-                   help="pull: non-periodic particles/stacks, one half fixed, the other pulled")
+                   help="pull: non-periodic particles/stacks between two rigid grips, one moving")
     q.add_argument("--axis", choices=["x", "y", "z"], default="y")
     q.add_argument("--rate", type=float, default=1e10, help="engineering strain rate, 1/s (negative compresses)")
     q.add_argument("--temperature", type=float, default=300.0, help="K")
@@ -276,7 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--pressure", type=float, default=1.0, help="lateral pressure, bar")
     q.add_argument("--lateral", choices=["npt", "fixed"], default="npt")
     q.add_argument("--fmax", type=float, default=0.01, help="minimisation force tolerance, eV/A (0 skips)")
-    q.add_argument("--fixed-fraction", type=float, default=0.5, help="pull: share of the length held fixed")
+    q.add_argument("--fixed-fraction", type=float, default=0.2,
+                   help="pull: share of the length in the fixed grip (low side along the axis)")
+    q.add_argument("--pulled-fraction", type=float, default=0.2,
+                   help="pull: share of the length in the moving grip (high side)")
     q.add_argument("--record-every", type=int, default=100, help="steps between CSV rows")
     q.add_argument("--frame-every", type=int, default=1000, help="steps between trajectory frames")
     q.add_argument("--checkpoint-every", type=int, default=1000)
@@ -332,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--time", default="50ps")
     q.add_argument("--pressure", type=float, default=1.0, help="bar")
     q.add_argument("--lateral", choices=["npt", "fixed"], default="npt")
-    q.add_argument("--fixed-fraction", type=float, default=0.5)
+    q.add_argument("--fixed-fraction", type=float, default=0.2, help="pull: share of the length in the fixed grip")
+    q.add_argument("--pulled-fraction", type=float, default=0.2, help="pull: share of the length in the moving grip")
     q.add_argument("--record-every", type=int, default=100)
     q.add_argument("--frame-every", type=int, default=1000)
     q.add_argument("--seed", type=int, default=12345)

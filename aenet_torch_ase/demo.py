@@ -102,8 +102,10 @@ MELT_PS, QUENCH_PS, T_MELT, WALL = 5.0, 20.0, 1200.0, 1.5
 
 
 def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, melt_ps: float = MELT_PS,
-              quench_ps: float = QUENCH_PS, t_melt: float = T_MELT, guard: Optional[float] = WALL):
-    """A new relaxed a-Li13Si4 cell, melt-quenched: random packing at the
+              quench_ps: float = QUENCH_PS, t_melt: float = T_MELT, guard: Optional[float] = WALL,
+              composition: str = "Li13Si4", npt_ps: float = 4.0):
+    """A new relaxed amorphous cell (a-Li13Si4 by default; any LixSi
+    `composition`), melt-quenched: random packing at the
     Li-Si density estimate, minimised, melted at `t_melt` (1200 K, `melt_ps`)
     and cooled linearly to 300 K over `quench_ps` (Langevin, fixed box) with
     a repulsive wall on pairs closer than `guard` A (`md.guard`: the
@@ -116,14 +118,14 @@ def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, melt_
     from .md.run import minimize
     from .md.structures import closest_pair, melt_quench, random_alloy
 
-    atoms = random_alloy("Li13Si4", n_atoms, min_distance=2.1, seed=seed)
+    atoms = random_alloy(composition, n_atoms, min_distance=2.1, seed=seed)
     atoms.calc = calc
     minimize(atoms, fmax=0.05)
     atoms = melt_quench(atoms, calc, t_melt=t_melt, melt_time=melt_ps * 1000.0, quench_time=quench_ps * 1000.0,
                         seed=seed, progress=progress, guard=guard)
     atoms.calc = calc
     relax_to_zero_stress(atoms)
-    equilibrate_volume(atoms, calc, seed=seed)
+    equilibrate_volume(atoms, calc, seed=seed, time_ps=npt_ps)
     closest = closest_pair(atoms)
     if closest < COLLAPSED:
         raise RuntimeError(f"two atoms collapsed ({closest:.2f} A) while making the cell: "
@@ -132,7 +134,26 @@ def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, melt_
     wall = f" with a {guard:g} A wall" if guard else ""
     how = (f"new {len(atoms)}-atom cell: random packing, melted at {t_melt:g} K ({melt_ps:g} ps) and quenched to "
            f"300 K ({quench_ps:g} ps){wall}, ")
-    return atoms, how + "minimised to zero stress, box set to its 300 K / 1 bar NPT mean (2 ps average)"
+    return atoms, how + f"minimised to zero stress, box set to its 300 K / 1 bar NPT mean ({npt_ps / 2:g} ps average)"
+
+
+def amorphous_cell(composition: str, n_atoms: int, calc, *, cache_dir, potential=DEFAULT_POTENTIAL,
+                   progress: bool = True, **recipe):
+    """An amorphous LixSi cell of `n_atoms` made with `potential`: the bundled
+    one where there is one (a-Li13Si4), else one made earlier in `cache_dir`
+    (a-<composition>_<n>.extxyz), else a new one (`make_cell(...,
+    composition=..., **recipe)`) written there. Returns (atoms, origin)."""
+    import ase.io
+
+    if composition == "Li13Si4" and bundled_cell(potential, n_atoms):
+        return ase.io.read(bundled_cell(potential, n_atoms)), "bundled cell"
+    path = Path(cache_dir) / f"a-{composition}_{n_atoms}.extxyz"
+    if path.exists():
+        return ase.io.read(path), f"made earlier ({path})"
+    t0 = time.time()
+    atoms, how = make_cell(n_atoms, calc, composition=composition, progress=progress, **recipe)
+    write_structure(path, atoms)
+    return atoms, f"{how} ({time.time() - t0:.0f} s)"
 
 
 def starting_cell(n_atoms: Optional[int], calc, progress: bool = True, seed: int = 0,

@@ -3,9 +3,9 @@
     python examples/05_nanoparticles.py [--out out/05_nanoparticles] [--quick]
 
 Spheres of radius 12 A (30 A in the seed) are cut from melt-quenched
-a-Li13Si4, a-LiSi and a-LiSi3, relaxed at 300 K and pulled along y (one half
-held, the other moved at 1e10 1/s; `md.run` 'pull' mode). Writes the runs,
-their analyses (force/stress-strain, shear-strain sections) and the overlay
+a-Li13Si4, a-LiSi and a-LiSi3, relaxed at 300 K and pulled along y
+between rigid grips (the lowest and highest 20 % of the particle; the high
+grip moved at 1e10 1/s; `md.run` 'pull' mode). Writes the runs, their analyses (force/stress-strain, shear-strain sections) and the overlay
 into --out. --quick: radius 6 A, short runs.
 """
 

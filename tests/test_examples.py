@@ -25,7 +25,17 @@ EXPECTED = {
     "05_nanoparticles": ["particle_LiSi.png", "stress_strain_overlay.png", "np-Li13Si4/analysis/summary.json"],
     "06_stacks": ["packing.png", "stack.png", "stack-pull/analysis/stress_strain.png"],
     "07_to_lammps": ["in.lammps", "data.lmp", "Li.nn", "Si.nn", "README.txt", "model.png"],
+    "08_seed_nanoparticles": ["stress_strain_overlay.png", "results.md", "results.json", "np-LiSi3/analysis/crack_origin.png",
+                              "np-Li13Si4/analysis/shear_strain_0.060.png"],
+    "09_seed_stacks": ["stress_strain_overlay.png", "results.md", "stack_LiSi.png", "stack-LiSi/analysis/summary.json"],
 }
+#: examples that take --bulk-dir: they share the small amorphous cells they make in --quick mode
+SHARES_CELLS = {"08_seed_nanoparticles", "09_seed_stacks"}
+
+
+@pytest.fixture(scope="module")
+def cells_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cells")
 
 
 def test_every_example_is_covered():
@@ -33,10 +43,11 @@ def test_every_example_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_quick(name, tmp_path):
+def test_example_quick(name, tmp_path, cells_dir):
     out = tmp_path / name
     env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), "--quick", "--out", str(out)],
+    extra = ["--bulk-dir", str(cells_dir)] if name in SHARES_CELLS else []
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), "--quick", "--out", str(out), *extra],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for rel in EXPECTED[name]:

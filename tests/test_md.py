@@ -147,40 +147,6 @@ def test_nvt_temperature_and_maxwell_distribution(tmp_path):
     assert kurtosis == pytest.approx(3.0, abs=0.3)
 
 
-def test_pull_of_a_particle(tmp_path, tiny_potential):
-    """Pull: zero transmitted force for a relaxed particle at rest; the force
-    recorded equals the sum of forces on the pulled atoms; the pulled centre
-    of mass moves at the set speed."""
-    from aenet_torch_ase.md.structures import nanoparticle
-
-    calc = BinaryLennardJones()
-    unit = bulk("Li", "fcc", a=4.11, cubic=True)
-    particle = nanoparticle(unit, 7.0, vacuum=6.0)
-    p = Protocol(mode="pull", axis="z", temperature=5.0, timestep=2.0, relax_time=0.2, time=1.0,
-                 strain_rate=2e10, minimize_fmax=1e-4, minimize_steps=5000,
-                 record_every=25, frame_every=250, checkpoint_every=250)
-    out = run(particle, calc, p, tmp_path / "pull", progress=False)
-    load = rows(out, "load")
-    # a relaxed particle at rest transmits (almost) nothing: rigid body, nothing stretched
-    assert abs(float(load[0]["pull_force_nN"])) < 0.05
-    strain = column(load, "strain")
-    t = column(load, "time_ps")
-    # the centre of mass of the pulled half moves at rate x L0 exactly (displacement control)
-    np.testing.assert_allclose(strain, 2e10 * t * 1e-12, rtol=1e-9, atol=1e-12)
-    assert float(load[-1]["pull_force_nN"]) < 0  # the fixed half holds the pulled one back
-    import ase.io
-
-    last = ase.io.read(out / "trajectory.extxyz", -1)
-    last.calc = calc
-    meta = json.loads((out / "run.json").read_text())
-    assert meta["status"] == "finished"
-    f = last.get_forces()
-    # the transmitted force recomputed from the saved frame equals the CSV's
-    x0 = particle.positions[:, 2]
-    pulled = x0 >= x0.min() + 0.5 * (x0.max() - x0.min())
-    assert f[pulled, 2].sum() * 1.602176634 == pytest.approx(float(load[-1]["pull_force_nN"]), rel=1e-6, abs=1e-6)
-
-
 def test_atomic_stress_averages_to_global(tiny_potential, triclinic_cell):
     a = triclinic_cell.repeat((2, 1, 1))
     a.calc = AenetTorch(tiny_potential)

@@ -60,20 +60,31 @@ def emptiest_slab_fraction(atoms, axis: int, slab: float = 2.5) -> float:
     return float(counts.min() / counts.mean())
 
 
-def broken_bond_fraction(reference, frame, bond_cutoff: float = 3.0, stretch: float = 1.25) -> float:
-    """Share of the reference's bonds (pairs closer than bond_cutoff, A) that
-    are now longer than stretch x bond_cutoff."""
-    from ase.neighborlist import neighbor_list
+def broken_bonds(reference, frame, bond_cutoff: float = 3.0, stretch: float = 1.25, pairs=None):
+    """The reference's bonds (pairs closer than bond_cutoff, A; each pair
+    once; or the given `pairs` (i, j)) as (i, j, broken): broken where the
+    pair is now longer than stretch x bond_cutoff."""
+    if pairs is None:
+        from ase.neighborlist import neighbor_list
 
-    i, j = neighbor_list("ij", reference, bond_cutoff)
-    if len(i) == 0:
-        return 0.0
+        i, j = neighbor_list("ij", reference, bond_cutoff)
+        once = i < j
+        i, j = i[once], j[once]
+    else:
+        i, j = pairs
     vec = frame.positions[j] - frame.positions[i]
-    if frame.pbc.any():
+    if frame.pbc.any() and len(i):
         from ase.geometry import find_mic
 
         vec, _ = find_mic(vec, frame.cell, frame.pbc)
-    return float((np.linalg.norm(vec, axis=1) > stretch * bond_cutoff).mean())
+    return i, j, np.linalg.norm(vec, axis=1) > stretch * bond_cutoff
+
+
+def broken_bond_fraction(reference, frame, bond_cutoff: float = 3.0, stretch: float = 1.25) -> float:
+    """Share of the reference's bonds (pairs closer than bond_cutoff, A) that
+    are now longer than stretch x bond_cutoff."""
+    _, _, broken = broken_bonds(reference, frame, bond_cutoff, stretch)
+    return float(broken.mean()) if len(broken) else 0.0
 
 
 def analyze_run(run_dir, *, strains: Sequence[float] = (0.05, 0.10, 0.15), window=(0.0, 0.02),

@@ -91,8 +91,9 @@ def _dump_lines(name: str, every: int, elements) -> list:
 
 
 def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_file: str = "data.lmp",
-         pull_boundary: Optional[float] = None, plugin: Optional[str] = None) -> str:
-    """Text of in.lammps for `protocol` (see the module docstring)."""
+         pull_area: Optional[float] = None, plugin: Optional[str] = None) -> str:
+    """Text of in.lammps for `protocol` (see the module docstring). pull_area:
+    the cross-section (A^2) for the pull stress (`md.stress.cross_section`)."""
     p = protocol
     ax = AXES[p.axis_index]
     lateral = [a for a in AXES if a != ax]
@@ -128,23 +129,32 @@ def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_fi
         f"thermo          {p.record_every}",
         "thermo_modify   flush yes",
     ]
-    if p.minimize_fmax > 0 and p.mode != "pull":
+    if p.minimize_fmax > 0:
         lines += ["", "# ---- minimisation (conjugate gradients, fixed box; largest per-atom force < fmax eV/A)"]
         lines += _minimize_lines(p)
     if p.mode == "pull":
+        block = {"low": ["INF"] * 6, "high": ["INF"] * 6}
+        block["low"][2 * p.axis_index + 1] = "${b1}"
+        block["high"][2 * p.axis_index] = "${b2}"
         lines += [
             "",
-            f"# ---- pull: atoms below {ax} = {pull_boundary:.6f} A fixed, the others pulled",
-            f"region          low block {'INF INF ' * p.axis_index}INF {pull_boundary:.6f}{' INF INF' * (2 - p.axis_index)} units box",
+            f"# ---- pull grips (rigid, not thermostatted): the lowest {p.fixed_fraction:g} and the highest "
+            f"{p.pulled_fraction:g} of the extent along {ax}",
+            f"variable        lo equal bound(all,{ax}min)",
+            f"variable        hi equal bound(all,{ax}max)",
+            f"variable        b1 equal v_lo+{p.fixed_fraction:.10g}*(v_hi-v_lo)",
+            f"variable        b2 equal v_hi-{p.pulled_fraction:.10g}*(v_hi-v_lo)",
+            f"region          low block {' '.join(block['low'])} units box",
+            f"region          high block {' '.join(block['high'])} units box",
             "group           fixed region low",
-            "group           pulled subtract all fixed",
-            "group           mobile subtract all fixed",
-            "fix             freeze fixed setforce 0.0 0.0 0.0",
-            "velocity        fixed set 0.0 0.0 0.0",
+            "group           pulled region high",
+            "group           grips union fixed pulled",
+            "group           free subtract all grips",
+            "velocity        grips set 0.0 0.0 0.0",
+            "compute         tfree free temp",
+            "thermo_modify   temp tfree",
         ]
-        if p.minimize_fmax > 0:
-            lines += _minimize_lines(p)
-        thermo_group = "mobile"
+        thermo_group = "free"
     else:
         thermo_group = "all"
     lines += [
@@ -177,22 +187,24 @@ def deck(protocol: Protocol, elements, *, periodic=True, pair: str = "", data_fi
             f"run             {p.load_steps}",
         ]
     elif p.mode == "pull":
-        speed = p.rate_per_fs * 1e3  # A/ps per A of gauge length
+        velocity = " ".join("${speed}" if a == ax else "0.0" for a in AXES)
         lines += [
             "",
-            "# ---- pull: the centre of mass of the pulled group moves at rate x L0 (A/ps); fix smd with a",
-            "# stiff tether (1000 eV/A^2) stands in for the ASE runner's exact displacement control",
+            "# ---- pull: the high grip moves rigidly at rate x L0 (A/ps), L0 = the gap between the grips;",
+            "# stress = pulling force (minus the sum of the forces on the moving grip) / cross-section",
             "reset_timestep  0",
-            f"variable        L0 equal bound(all,{ax}max)-bound(all,{ax}min)",
+            f"variable        L0 equal bound(pulled,{ax}min)-bound(fixed,{ax}max)",
             "variable        L0c equal ${L0}",
             f"variable        com0 equal xcm(pulled,{ax})",
             "variable        com0c equal ${com0}",
+            f"variable        speed equal {p.signed_rate * 1e-12:.10g}*v_L0c",
+            f"fix             move pulled move linear {velocity} units box",
+            f"compute         fgrip pulled reduce sum f{ax}",
             f"variable        strain equal (xcm(pulled,{ax})-v_com0c)/v_L0c",
-            f"variable        fpull equal fcm(pulled,{ax})*1.602176634",
-            f"variable        speed equal {speed:.10g}*v_L0c",
-            f"fix             smd pulled smd cvel 1000.0 ${{speed}} couple fixed "
-            + " ".join("NULL" if a != ax else "auto" for a in AXES) + " 0.0",
-            "thermo_style    custom step time v_strain v_fpull temp pe ke etotal",
+            "variable        fpull equal -c_fgrip*1.602176634",
+            f"variable        spull equal -c_fgrip/{pull_area:.10g}*160.21766208",
+            "thermo_style    custom step time v_strain v_fpull v_spull temp pe ke etotal",
+            "thermo_modify   temp tfree flush yes",
             f"thermo          {p.record_every}",
             *_dump_lines("dump.load.lammpstrj", p.frame_every, elements),
             f"run             {p.load_steps}",
@@ -207,8 +219,7 @@ Files: {nn} (aenet potentials), data.lmp (structure; atom types {types}), in.lam
 
 Needs LAMMPS with the aenet pair style (aenet-lammps: `pair_style aenet`, linked with aenet's library;
 building it for current LAMMPS, as a plugin or compiled in: see docs/lammps.md of aenet-torch-ase). The deck
-itself uses only core LAMMPS commands (fix nvt/npt/deform, dump custom; fix smd for --protocol pull needs
-the EXTRA-FIX package).
+itself uses only core LAMMPS commands (fix nvt/npt/deform/move, compute reduce, dump custom).
 
 Loading the plugin, either way:
   - a line `plugin load /path/to/aenetplugin.so` before pair_style in in.lammps
@@ -248,6 +259,12 @@ def export_run(out, atoms, protocol: Protocol, nn_files: Dict[str, NNFile], *, a
 
     from ..io.run_dirs import check_writable
 
+    if atoms.pbc.any() and not atoms.pbc.all():
+        from ..errors import StructureError
+
+        raise StructureError(f"the structure's pbc is {atoms.pbc.tolist()}: the LAMMPS deck takes a fully periodic "
+                             f"cell or a non-periodic particle or stack (a film periodic along two axes: run it "
+                             f"with 'aenet-torch stretch --mode pull' in ASE)")
     out = check_writable(Path(out), "LAMMPS deck folder")
     symbols = set(atoms.get_chemical_symbols())
     missing = sorted(symbols - set(nn_files))
@@ -281,15 +298,16 @@ def export_run(out, atoms, protocol: Protocol, nn_files: Dict[str, NNFile], *, a
         work.set_cell(np.diag(work.positions.max(0) + 5.0))
         work.pbc = False
     write_data(out / "data.lmp", work, elements)
-    boundary = None
-    if protocol.mode == "pull":
-        x = work.positions[:, protocol.axis_index]
-        boundary = float(x.min() + protocol.fixed_fraction * (x.max() - x.min()))
+    area = None
+    if protocol.mode == "pull":  # the cross-section of the structure as handed over (the deck minimises it first)
+        from ..md.run import _pull_setup
+
+        area = _pull_setup(work, protocol)["area"]
     pair = pair_lines(elements, names, *(stand_in or (None, None)))
     if plugin is not None:
         plugin = str(Path(plugin).resolve())
     atomic_write_text(str(out / "in.lammps"), deck(protocol, elements, periodic=periodic, pair=pair,
-                                                   pull_boundary=boundary, plugin=plugin))
+                                                   pull_area=area, plugin=plugin))
     atomic_write_text(str(out / "README.txt"), README.format(
         version=__version__, nn=", ".join(names[e] for e in elements),
         types=" ".join(f"{k + 1}={e}" for k, e in enumerate(elements)), axis=protocol.axis,

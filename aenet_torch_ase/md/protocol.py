@@ -35,7 +35,8 @@ class Protocol:
     lateral: str = "npt"  # npt (barostatted lateral axes) | fixed
     minimize_fmax: float = 0.01  # eV/A; 0 skips the minimisation
     minimize_steps: int = 2000
-    fixed_fraction: float = 0.5  # pull: share of the length held fixed
+    fixed_fraction: float = 0.2  # pull: share of the length held by the fixed grip (low side)
+    pulled_fraction: float = 0.2  # pull: share of the length in the moving grip (high side)
     record_every: int = 100  # steps between CSV rows
     frame_every: int = 1000  # steps between trajectory frames
     checkpoint_every: int = 1000  # steps between checkpoints
@@ -91,8 +92,12 @@ class Protocol:
         for name in ("relax_time", "time", "minimize_fmax"):
             if getattr(self, name) < 0:
                 raise bad(f"{name} must not be negative, got {getattr(self, name)}")
-        if not 0 < self.fixed_fraction < 1:
-            raise bad(f"fixed_fraction must be between 0 and 1, got {self.fixed_fraction}")
+        for name in ("fixed_fraction", "pulled_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise bad(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.fixed_fraction + self.pulled_fraction >= 0.95:
+            raise bad(f"fixed_fraction + pulled_fraction = {self.fixed_fraction + self.pulled_fraction:g} "
+                      f"leaves no free part between the grips: keep the sum below 0.95 (e.g. 0.2 each)")
         for name in ("record_every", "frame_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise bad(f"{name} must be a positive number of steps")

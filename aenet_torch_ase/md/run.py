@@ -9,12 +9,17 @@ Stages: `minimize` (CG, fixed cell) -> `relax` (Nose-Hoover chain NVT) ->
   positions remapped affinely, velocities unchanged) while the two lateral
   axes are held at the target pressure by ASE's MTK barostat
   (`MaskedMTKNPT`, thermostat on), or kept fixed (NVT) with lateral="fixed";
-- pull (particles, stacks; non-periodic): the atoms on the low side of the
-  axis (`fixed_fraction` of the length) are held fixed; the centre of mass
-  of the other atoms moves at the constant velocity rate x L0 (their
-  internal motion is free and thermostatted). Stress = force transmitted
-  to the pulled atoms (the sum of their forces) / cross-section at the
-  boundary; strain = displacement of the pulled centre of mass / L0;
+- pull (particles, stacks; non-periodic): two grips, the atoms in the
+  lowest `fixed_fraction` and the highest `pulled_fraction` of the extent
+  along the axis, are rigid (held by FixAtoms, not thermostatted, not
+  counted in the temperature); the low grip stays, the high one moves
+  along the axis at rate x L0, L0 = the gap between the grips (the gauge
+  length). The atoms between them are free (Nose-Hoover chain NVT).
+  Strain = grip displacement / L0; stress (engineering, tension positive)
+  = the force with which the moving grip pulls (minus the sum of the
+  forces on its atoms) / the initial cross-section at the middle of the
+  gap (`stress.cross_section`). Same as LAMMPS `fix move` of one group
+  with another held and `compute reduce sum f<axis>` over the moving one;
 - nvt: Nose-Hoover NVT for `time`.
 
 Output in RUN_DIR: `run.json` (every setting, package version, status),
@@ -104,115 +109,123 @@ def _check_loading_box(atoms, axis: int):
 
 class _Dynamics:
     """One stage's integrator, with the extra work done after every step
-    (box deformation, pulled-group velocity) and its exact state for checkpoints."""
+    (box deformation, moving grip) and its exact state for checkpoints.
+
+    NVT stages use the package's Nose-Hoover chain (`md.thermostat`: the
+    grips of a pull test are not integrated and not counted as degrees of
+    freedom); the barostatted tensile load uses ASE's MTK integrator."""
 
     def __init__(self, atoms, protocol: Protocol, stage: str, reference: dict):
-        from ase.md.nose_hoover_chain import MaskedMTKNPT, NoseHooverChainNVT
+        from ase.md.nose_hoover_chain import MaskedMTKNPT
+
+        from .thermostat import NoseHooverChainNVT
 
         p = protocol
         self.atoms, self.p, self.stage, self.ref = atoms, p, stage, reference
         self.axis = p.axis_index
         dt = p.timestep * units.fs
         self.barostat = stage == "load" and p.mode in ("tensile", "compress") and p.lateral == "npt"
+        self._step = 0
         if self.barostat:
             # a numpy mask: ASE 3.29's MaskedMTKNPT indexes with it, and a tuple of
             # booleans there silently selects nothing (the barostat would never move)
             mask = np.array([k != self.axis for k in range(3)])
             self.dyn = MaskedMTKNPT(atoms, dt, temperature_K=p.temperature, pressure_au=p.pressure * 1e-4 * GPA,
                                     tdamp=p.tdamp * units.fs, pdamp=p.pdamp * units.fs, mask=mask)
+            # The box deformation is applied inside the drift of each step, before
+            # the force evaluation, so that a step costs one energy/force/stress
+            # call (applying it after the step would invalidate the forces).
+            drift = self.dyn._integrate_q_cell
+
+            def drift_then_load(delta):
+                drift(delta)
+                self._apply_load(self._step, self.dyn._q)
+
+            self.dyn._integrate_q_cell = drift_then_load
         else:
-            self.dyn = NoseHooverChainNVT(atoms, dt, temperature_K=p.temperature, tdamp=p.tdamp * units.fs)
+            self.dyn = NoseHooverChainNVT(atoms, dt, p.temperature, p.tdamp * units.fs,
+                                          after_drift=lambda q: self._apply_load(self._step, q))
 
-        # The box deformation (and the pulled group's displacement) is applied
-        # inside the drift of each step, before the force evaluation, so that a
-        # step costs one energy/force/stress call (applying it after the step
-        # would invalidate the forces and double the cost).
-        self._step = 0
-        hook_name = "_integrate_q_cell" if self.barostat else "_integrate_q"
-        drift = getattr(self.dyn, hook_name)
-
-        def drift_then_load(delta):
-            drift(delta)
-            self._apply_load(self._step)
-
-        setattr(self.dyn, hook_name, drift_then_load)
-
-    def _apply_load(self, step: int):
-        p, dyn = self.p, self.dyn
+    def _apply_load(self, step: int, q: np.ndarray):
+        p = self.p
         if self.stage != "load":
             return
         if p.mode in ("tensile", "compress"):
             target = self.ref["L0"] * (1.0 + p.rate_per_fs * p.timestep * step)
             if self.barostat:
-                factor = target / dyn._h[self.axis, self.axis]
-                dyn._h[:, self.axis] *= factor
+                h = self.dyn._h
+                factor = target / h[self.axis, self.axis]
+                h[:, self.axis] *= factor
             else:
                 cell = self.atoms.cell.array.copy()
                 factor = target / cell[self.axis, self.axis]
                 cell[:, self.axis] *= factor
                 self.atoms.set_cell(cell, scale_atoms=False)
-            dyn._q[:, self.axis] *= factor  # affine remap of the positions
+            q[:, self.axis] *= factor  # affine remap of the positions
         elif p.mode == "pull":
-            # displacement control of the pulled group's centre of mass along the
-            # axis: at com0 + speed t exactly; the atoms' motion relative to it is free
+            # the pulled grip moves rigidly: its centre of mass at com0 + speed t exactly
             pulled = self.ref["pulled"]
-            m = dyn.masses[pulled, 0]
-            com = m @ dyn._q[pulled, self.axis] / m.sum()
-            dyn._q[pulled, self.axis] += self.ref["com0"] + self.ref["speed"] * p.timestep * units.fs * step - com
+            m = self.atoms.get_masses()[pulled]
+            com = m @ q[pulled, self.axis] / m.sum()
+            q[pulled, self.axis] += self.ref["com0"] + self.ref["speed"] * p.timestep * units.fs * step - com
 
     def step(self, step: int):
         self._step = step
         self.dyn.step()
-        if self.stage == "load" and self.p.mode == "pull":
-            # and its velocity is `speed` (momenta do not change the forces)
-            pulled = self.ref["pulled"]
-            dyn = self.dyn
-            m = dyn.masses[pulled, 0]
-            v_com = dyn._p[pulled, self.axis].sum() / m.sum()
-            dyn._p[pulled, self.axis] += m * (self.ref["speed"] - v_com)
-            dyn._update_atoms()
 
-    # -- exact state
+    # -- exact state (the keys of checkpoints written before the own NVT integrator)
     def state(self) -> dict:
         d = self.dyn
-        out = {"q": d._q, "p": d._p, "eta": d._thermostat._eta, "p_eta": d._thermostat._p_eta,
-               "cell": self.atoms.cell.array}
         if self.barostat:
-            out.update(h=d._h, p_c=d._p_c, xi=d._barostat._xi, p_xi=d._barostat._p_xi)
+            out = {"q": d._q, "p": d._p, "eta": d._thermostat._eta, "p_eta": d._thermostat._p_eta,
+                   "h": d._h, "p_c": d._p_c, "xi": d._barostat._xi, "p_xi": d._barostat._p_xi}
+        else:
+            out = {"q": d.q, "p": d.p, "eta": d.eta, "p_eta": d.p_eta}
+        out["cell"] = self.atoms.cell.array
         return {k: np.array(v, copy=True) for k, v in out.items()}
 
     def restore(self, s: dict):
         d = self.dyn
         self.atoms.set_cell(s["cell"], scale_atoms=False)
-        d._q, d._p = s["q"].copy(), s["p"].copy()
-        d._thermostat._eta, d._thermostat._p_eta = s["eta"].copy(), s["p_eta"].copy()
         if self.barostat:
+            d._q, d._p = s["q"].copy(), s["p"].copy()
+            d._thermostat._eta, d._thermostat._p_eta = s["eta"].copy(), s["p_eta"].copy()
             d._h, d._p_c = s["h"].copy(), s["p_c"].copy()
             d._barostat._xi, d._barostat._p_xi = s["xi"].copy(), s["p_xi"].copy()
+        else:
+            d.q, d.p, d.eta, d.p_eta = s["q"].copy(), s["p"].copy(), s["eta"].copy(), s["p_eta"].copy()
         d._update_atoms()
 
 
+def _grips(ref: dict) -> FixAtoms:
+    """Both grips of a pull test held by FixAtoms: the integrator leaves them
+    out; the moving one is moved by prescription (`_Dynamics._apply_load`)."""
+    return FixAtoms(indices=np.concatenate([np.asarray(ref["fixed"]), np.asarray(ref["pulled"])]))
+
+
 def _pull_setup(atoms, p: Protocol) -> dict:
-    """Fixed and pulled groups, gauge length L0 (A), speed (A/ASE time),
-    cross-section area (A^2) at the boundary (2D convex hull of the atoms
-    within 2 A of it)."""
-    from scipy.spatial import ConvexHull
+    """The grips (atom indices), gauge length L0 (A, the gap between the
+    grips), the grip speed (A per ASE time unit), the cross-section (A^2,
+    `stress.cross_section`) at the middle of the gap, and the pulled grip's
+    centre of mass (A)."""
+    from .stress import cross_section
 
     axis = p.axis_index
     x = atoms.positions[:, axis]
     lo, hi = x.min(), x.max()
-    boundary = lo + p.fixed_fraction * (hi - lo)
-    fixed = np.flatnonzero(x < boundary)
-    pulled = np.flatnonzero(x >= boundary)
-    if len(fixed) == 0 or len(pulled) == 0:
-        raise ValueError("pull: both halves need atoms; check axis and fixed_fraction")
-    near = atoms.positions[np.abs(x - boundary) < 2.0][:, [k for k in range(3) if k != axis]]
-    area = float(ConvexHull(near).volume) if len(near) >= 3 else float("nan")
-    length = float(hi - lo)
-    com0 = float(atoms.get_masses()[pulled] @ x[pulled] / atoms.get_masses()[pulled].sum())
+    fixed = np.flatnonzero(x < lo + p.fixed_fraction * (hi - lo))
+    pulled = np.flatnonzero(x > hi - p.pulled_fraction * (hi - lo))
+    free = len(atoms) - len(fixed) - len(pulled)
+    if len(fixed) == 0 or len(pulled) == 0 or free == 0:
+        raise StructureError(f"pull along {p.axis}: the grips hold {len(fixed)} and {len(pulled)} atoms and "
+                             f"{free} are free; each needs atoms: check the axis, fixed_fraction and pulled_fraction")
+    gauge = float(x[pulled].min() - x[fixed].max())
+    area = cross_section(atoms, axis, 0.5 * (x[pulled].min() + x[fixed].max()))
+    masses = atoms.get_masses()
+    com0 = float(masses[pulled] @ x[pulled] / masses[pulled].sum())
     # speed: (1/fs) * A = A/fs, divided by units.fs for ASE's time unit
-    return {"fixed": fixed, "pulled": pulled, "L0": length, "speed": p.rate_per_fs * length / units.fs,
-            "area": area, "boundary": float(boundary), "com0": com0}
+    return {"fixed": fixed, "pulled": pulled, "L0": gauge, "speed": p.rate_per_fs * gauge / units.fs,
+            "area": area, "com0": com0}
 
 
 class _Recorder:
@@ -258,6 +271,10 @@ class _Recorder:
         frame = atoms.copy()
         frame.calc = None
         frame.info.update(stage=stage, step=step, strain=strain, time_ps=step * self.p.timestep / 1000.0)
+        if atoms.constraints:  # a pull test's grips: which atoms were held (1) or free (0)
+            from .thermostat import held_atoms
+
+            frame.arrays["held"] = held_atoms(atoms).astype(int)
         if atoms.pbc.all() and "stresses" in getattr(atoms.calc, "implemented_properties", ()):
             frame.arrays["stress_GPa"] = atomic_stress_gpa(atoms).reshape(len(atoms), 9)
         append_text(self.traj_path, frame_text(frame))
@@ -355,6 +372,14 @@ def _check_structure_for(p: Protocol, atoms) -> None:
         raise ProtocolError(
             f"{p.mode} loading strains a periodic box, but the structure's pbc is {atoms.pbc.tolist()}: "
             f"for a particle or a stack (non-periodic) use mode 'pull' (--mode pull)")
+    if p.mode == "pull":
+        k = p.axis_index
+        lateral = [atoms.pbc[j] for j in range(3) if j != k]
+        if atoms.pbc[k] or lateral[0] != lateral[1]:
+            raise ProtocolError(
+                f"pull along {p.axis} needs a structure that is not periodic along {p.axis} (the grips would "
+                f"bond across the boundary) and periodic along both other axes or neither (a film or a "
+                f"particle); its pbc is {atoms.pbc.tolist()}: set atoms.pbc accordingly, or use mode 'tensile'")
 
 
 def _new_meta(atoms, calc, p: Protocol, potential_info: str) -> dict:
@@ -463,7 +488,7 @@ class _Runner:
             self.recorder.truncate_after(start_stage, start_step)
             _write_json(out, self.meta)
             if p.mode == "pull":
-                atoms.set_constraint(FixAtoms(indices=np.asarray(ref["fixed"])))
+                atoms.set_constraint(_grips(ref))
 
         stages = [("relax", p.relax_steps if p.mode != "nvt" else p.load_steps), ("load", p.load_steps)]
         if p.mode == "nvt":
@@ -488,13 +513,17 @@ class _Runner:
         atoms, p, ref = self.atoms, self.p, {}
         self.minimizing = True
         try:
-            if p.minimize_fmax > 0 and p.mode != "pull":
+            # a pull test's grips are cut from the relaxed structure: minimising with the
+            # grips already held would leave the free part strained (a preload)
+            if p.minimize_fmax > 0:
                 self.meta["minimized"] = minimize(atoms, fmax=p.minimize_fmax, steps=p.minimize_steps)
             if p.mode == "pull":
                 ref.update(_pull_setup(atoms, p))
-                atoms.set_constraint(FixAtoms(indices=ref["fixed"]))
-                if p.minimize_fmax > 0:
-                    self.meta["minimized"] = minimize(atoms, fmax=p.minimize_fmax, steps=p.minimize_steps)
+                atoms.set_constraint(_grips(ref))
+                self.meta["pull"] = {"gauge_length_A": ref["L0"], "cross_section_A2": ref["area"],
+                                     "fixed_grip_atoms": len(ref["fixed"]), "moving_grip_atoms": len(ref["pulled"]),
+                                     "grip_speed_A_per_ps": p.rate_per_fs * ref["L0"] * 1000.0}
+                _write_json(self.out, self.meta)
         finally:
             self.minimizing = False
         try:
@@ -524,9 +553,13 @@ class _Runner:
         return 0.0
 
     def _pull_force(self, stage: str, ref: dict):
-        """(force on the pulled atoms along the axis in nN, that force / area in GPa)."""
+        """(pulling force in nN, engineering stress in GPa; tension positive).
+
+        The force with which the moving grip pulls on the free atoms: minus
+        the sum of the forces on the grip's atoms along the axis (the forces
+        among the grip's atoms cancel), divided by the initial cross-section."""
         if stage == "load" and self.p.mode == "pull":
-            f = float(self.atoms.get_forces(apply_constraint=False)[ref["pulled"], self.p.axis_index].sum())
+            f = -float(self.atoms.get_forces(apply_constraint=False)[ref["pulled"], self.p.axis_index].sum())
             return f * EV_PER_A_IN_NN, f / ref["area"] / GPA
         return float("nan"), float("nan")
 

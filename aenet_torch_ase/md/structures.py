@@ -269,7 +269,9 @@ def nanoparticle(bulk_atoms: Atoms, radius: float, *, center=None, vacuum: float
     center: Cartesian point in the bulk (default: the cell centre). The
     particle sits in the middle of a non-periodic cubic box of edge
     2 (radius + vacuum). `atoms.info` reports the composition obtained
-    against the bulk's: 'composition', 'bulk_composition', 'radius'.
+    against the bulk's: 'composition', 'bulk_composition', 'radius', and
+    the bulk's volume per atom 'atomic_volume' (A^3; the pull test's
+    cross-section uses it).
     """
     if bulk_atoms.cell.rank != 3 or not bulk_atoms.pbc.all():
         raise StructureError("nanoparticle() cuts from a periodic bulk structure (pbc in all directions)")
@@ -295,6 +297,7 @@ def nanoparticle(bulk_atoms: Atoms, radius: float, *, center=None, vacuum: float
     edge = 2 * (radius + vacuum)
     particle = Atoms(numbers=numbers, positions=rel[which] + edge / 2, cell=[edge] * 3, pbc=False)
     particle.info["radius"] = float(radius)
+    particle.info["atomic_volume"] = float(bulk_atoms.get_volume() / len(bulk_atoms))  # A^3, for the pull stress
     particle.info["composition"] = _fractions(particle)
     particle.info["bulk_composition"] = _fractions(bulk_atoms)
     return particle
