@@ -7,7 +7,9 @@ Definitions (all on the curve along the loading axis):
 - Young's modulus: least-squares slope over the elastic window (default
   0-2 % strain), with its standard error and R^2.
 - smoothing: Savitzky-Golay (symmetric, zero phase: it does not shift the
-  peak) over `smooth_points` points.
+  peak) over `smooth_points` points and at least `smooth_strain` of strain
+  (0.5 %; 2 % for pull runs, whose grip force on a particle of ~1,000
+  atoms fluctuates by ~0.6 GPa from record to record at 300 K).
 - ultimate tensile strength (UTS): maximum of the smoothed stress, and its strain.
 - yield point (0.2 % offset): first strain after the elastic window where
   the smoothed curve falls below the elastic line shifted by 0.2 % strain,
@@ -49,6 +51,8 @@ class StressStrain:
     time_ps: Optional[np.ndarray] = None
     extra: Dict[str, np.ndarray] = field(default_factory=dict)
     compression: bool = False
+    #: smoothing span (strain): 0.5 %; pull runs 2 % (the force on a particle's grip is noisier)
+    smooth_strain: float = 0.005
 
     def __post_init__(self):
         # compression runs are analysed with strain and stress sign-flipped
@@ -84,7 +88,7 @@ class StressStrain:
         except ValueError as err:
             raise InputFileError(f"{csv_path}: a value is not a number ({err})") from None
         return cls(strain=data["strain"], stress=data[column], label=label or run_dir.name, axis=axis,
-                   time_ps=data["time_ps"], extra=data)
+                   time_ps=data["time_ps"], extra=data, smooth_strain=0.02 if mode == "pull" else 0.005)
 
     @classmethod
     def from_lammps_log(cls, path, axis: str = "y", strain_column: str = "v_strain",
@@ -113,7 +117,7 @@ class StressStrain:
         n = len(self.stress)
         if n > 2:
             spacing = float(np.median(np.abs(np.diff(self.strain)))) or 1.0
-            smooth_points = max(smooth_points, int(0.005 / spacing) | 1)
+            smooth_points = max(smooth_points, int(self.smooth_strain / spacing) | 1)
         w = min(smooth_points, n - (1 - n % 2))  # odd, at most n
         if w < 5:
             return self.stress.copy()
@@ -156,7 +160,8 @@ class StressStrain:
         line = e["value"] * (self.strain - offset) + e["intercept"]
         after = self.strain > window[1] * 0.5
         # below the offset line by more than the noise left in the smoothed curve
-        n_smooth = max(1, len(self.strain) and int(0.005 / (float(np.median(np.abs(np.diff(self.strain)))) or 1.0)))
+        n_smooth = max(1, len(self.strain) and int(self.smooth_strain / (float(np.median(np.abs(np.diff(self.strain))))
+                                                                         or 1.0)))
         noise = float(np.std(self.stress - s)) / np.sqrt(max(1, min(n_smooth, len(s))))
         below = after & (s < line - 2.0 * noise)
         for k in np.flatnonzero(below):
