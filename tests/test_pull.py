@@ -204,6 +204,9 @@ def test_pull_until_failure_stops_after_the_break(tmp_path):
     earlier = StressStrain(curve.strain[sel], curve.stress[sel])
     f_earlier = earlier.failure_strain()
     assert f_earlier is None or earlier.strain[-1] < f_earlier["strain"] + 0.05
+    # frames written after a resume keep what the structure carries (a particle's radius, a stack's 'particle')
+    last = ase.io.read(out / "trajectory.extxyz", -1)
+    assert last.info["radius"] == 6.0 and last.info["step"] > 250
     mtime = (out / "stress_strain.csv").stat().st_mtime_ns
     pull_until_failure(particle, calc, p, out, chunk_steps=250, progress=False)
     assert (out / "stress_strain.csv").stat().st_mtime_ns == mtime

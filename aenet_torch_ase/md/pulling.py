@@ -53,7 +53,9 @@ def pull_until_failure(atoms, calc, protocol: Protocol, out, *, chunk_steps: int
     else:
         resume = False
     while True:
-        run(None if resume else atoms, calc, protocol, out, resume=resume, overwrite=overwrite and not resume,
+        # the structure is given on resume too: its per-atom arrays and info (a stack's 'particle',
+        # a particle's 'radius') then stay in the frames written after it
+        run(atoms, calc, protocol, out, resume=resume, overwrite=overwrite and not resume,
             progress=progress, max_steps=chunk_steps)
         resume = True
         meta = _status(out)

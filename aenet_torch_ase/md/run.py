@@ -431,8 +431,14 @@ def _resumed_state(out: Path, atoms, calc):
                                  f"{atoms.numbers[k]} there, {numbers[k]} in the run in {out} (other order?); "
                                  f"resume without a structure (it is in the checkpoint)")
     if numbers is not None:
+        given = atoms
         atoms = Atoms(numbers=numbers, positions=ckpt["dyn_q"], cell=ckpt["dyn_cell"], pbc=ckpt["id_pbc"],
                       masses=ckpt["id_masses"])
+        if given is not None:  # keep what the structure carries besides its state (e.g. a stack's 'particle')
+            atoms.info.update(given.info)
+            for name, values in given.arrays.items():
+                if name not in atoms.arrays and name != "momenta":
+                    atoms.arrays[name] = values.copy()
     meta["status"] = "running"
     meta.pop("error", None)
     meta["resumed"] = meta.get("resumed", 0) + 1
