@@ -25,7 +25,7 @@ and where bonds broke: mean r/R of the broken bonds at the UTS and after
 failure beside that of all bonds). Runs that exist are continued, not
 repeated (--overwrite starts again); the amorphous cells are kept in
 --bulk-dir (default OUT/bulk) and reused. --quick: R = 7 A from small, briefly
-quenched cells, pulled fast to 12 % (a check that everything runs, not a
+quenched cells, pulled fast (1e11 1/s) to 10 % (a check that everything runs, not a
 result).
 """
 
@@ -69,7 +69,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     calc = AenetTorch(POTENTIAL)
     radius = args.radius or (7.0 if args.quick else 15.0)
-    rate, relax, max_strain, chunk = (5e10, 0.2, 0.12, 1000) if args.quick else (1e10, 5.0, 0.6, 5000)
+    rate, relax, max_strain, chunk = (1e11, 0.1, 0.1, 500) if args.quick else (1e10, 5.0, 0.6, 5000)
     stages = (0.02, 0.06, 0.1) if args.quick else (0.05, 0.15, 0.3)
     rows, curves = [], []
     for comp in args.compositions:
