@@ -18,9 +18,8 @@ import json
 from pathlib import Path
 
 from ..analysis.stress_strain import StressStrain
-from ..io.atomic_write import atomic_write_text
 from .protocol import Protocol
-from .run import run
+from .run import _write_json, run
 
 
 def _status(out: Path):
@@ -63,5 +62,5 @@ def pull_until_failure(atoms, calc, protocol: Protocol, out, *, chunk_steps: int
             return out
         if broken(out, after_failure):
             meta["stopped"] = f"failed: stopped {after_failure:g} strain after the failure strain"
-            atomic_write_text(str(out / "run.json"), json.dumps(meta, indent=2, default=str) + "\n")
+            _write_json(out, meta)
             return out
