@@ -51,6 +51,40 @@ def test_compiled_equals_torch_kernels(angular, kind, triclinic_cell):
         np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-11)
 
 
+def two_setup_potential():
+    """Li and Si with different descriptor setups (cutoffs, orders): each
+    element's centres go through their own setup."""
+    from aenet_torch_ase.io.input_files import FingerprintSetup
+    from aenet_torch_ase.potential.new import new_nn_file
+
+    rng = np.random.default_rng(4)
+    files = {}
+    for k, (sym, rc, n, arc, an) in enumerate((("Li", 4.0, 6, 3.2, 3), ("Si", 3.6, 4, 3.0, 5))):
+        setup = FingerprintSetup(atom=sym, env=["Li", "Si"], rmin=1.0, basis="chebyshev",
+                                 radial_rc=rc, radial_n=n, angular_rc=arc, angular_n=an)
+        avg = rng.normal(0.0, 0.5, setup.n_features)
+        avg[n + 1] = 1.0  # angular T_0: 2.0.4-like statistics
+        cov = avg**2 + rng.uniform(0.5, 2.0, setup.n_features)
+        files[sym] = new_nn_file(setup, [(6, "tanh"), (4, "tanh")], {"Li": -1.9, "Si": -5.4}, scale=0.7,
+                                 shift=-0.3, feature_avg=avg, feature_cov=cov, seed=3 + k, weight_scale=1.5)
+    return files
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_path_with_one_setup_per_element(dtype):
+    """The calculator's compiled path (descriptors of each setup's centres,
+    forces summed in the kernel) equals the torch kernels, also in float32."""
+    calc = AenetTorch(two_setup_potential(), dtype=dtype)
+    assert len(calc.model.descriptors) == 2
+    atoms = random_structure(30, [[8.0, 0.0, 0.0], [1.5, 8.5, 0.0], [0.5, -1.0, 9.0]], True, seed=9)
+    a, b = results(calc, atoms, True), results(calc, atoms, False)
+    tol = 1e-11 if dtype == torch.float64 else 2e-4
+    assert a["energy"] == pytest.approx(b["energy"], abs=tol * 10)
+    for key in ("energies", "forces", "stress", "stresses"):
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=tol)
+    assert np.abs(a["forces"]).max() > 0.1  # the comparison is not between zeros
+
+
 def test_compiled_gradients_unsorted_pairs_and_double_backward(tiny_potential):
     """Pairs in any order (counting sort), dE/dv equal to the torch kernels; a
     backward with create_graph (force training through the model) is exact too."""
@@ -238,3 +272,27 @@ def test_forked_child_after_parallel_kernels_gets_the_same_energy(tmp_path):
     assert lines["exitcode"] == "0", out.stderr[-2000:]
     parent, child = (float(x) for x in lines["energies"].split())
     assert child == pytest.approx(parent, rel=0, abs=1e-9)
+
+
+@pytest.mark.parametrize("case", ["self-images", "mixed pbc", "cluster"])
+def test_full_list_mirrored_from_half_equals_vesins_full_list(case):
+    """On the CPU the list is vesin's half list mirrored by a compiled kernel
+    (less memory): the same pairs and shifts as vesin's full list, sorted by centre."""
+    import vesin_torch
+
+    atoms = bulk("Si", "diamond", a=5.43)
+    pbc = [True, True, True]
+    if case == "mixed pbc":
+        atoms, pbc = atoms.repeat((3, 2, 1)), [True, False, True]
+    elif case == "cluster":
+        atoms, pbc = atoms.repeat((2, 2, 2)), [False, False, False]
+    atoms.rattle(0.1, seed=1)
+    pos, cell, pb = torch.tensor(atoms.positions), torch.tensor(atoms.cell.array), torch.tensor(pbc)
+    i, j, s = NeighborList(6.0)(pos, cell, pb)
+    box = cell if any(pbc) else torch.zeros_like(cell)
+    ref = vesin_torch.NeighborList(cutoff=6.0, full_list=True).compute(points=pos, box=box, periodic=pb,
+                                                                       quantities="ijS")
+    mine = sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist())))
+    theirs = sorted(zip(ref[0].tolist(), ref[1].tolist(), map(tuple, ref[2].tolist())))
+    assert len(mine) > 2 * len(atoms) and mine == theirs
+    assert bool((i[1:] >= i[:-1]).all())

@@ -10,10 +10,12 @@ computes everything in registers and small per-atom arrays:
   of the descriptor (plain and typespin-weighted blocks, spec 1.3-1.4);
 - `gradient_kernel`: given dE/dG (the networks' backward), for each centre
   the derivative of E with respect to each of its pair vectors; every pair
-  belongs to one centre, so threads never write the same row.
-
-- `pair_vectors_kernel`, `accumulate_kernel`: r_j - r_i + S.C of a pair
-  list, and forces (and per-atom virials) from dE/dv of every pair.
+  belongs to one centre, so threads never write the same row (the autograd
+  function `CompiledChebyshev` uses these two, e.g. in training);
+- `forces_kernel`: the same derivatives summed straight into forces, the
+  virial and per-atom virials (per-thread slices, added up after), so that
+  `evaluate_model` (the calculator's path) keeps no per-pair gradient array;
+- `pair_vectors_kernel`: r_j - r_i + S.C of a pair list.
 
 The descriptor kernels work on a centre-sorted view of the pair list (`center_order`, a
 counting sort). The math is the one of `descriptor.ChebyshevDescriptor.reference`
@@ -93,6 +95,8 @@ if AVAILABLE and hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 #: centres per work item handed to a thread (dynamic load balance)
 CHUNK = 16
+#: an empty index array: "all centres" / "the neighbour's species is given per pair"
+NONE = np.empty(0, dtype=np.int64)
 
 
 def usable(vectors: Tensor) -> bool:
@@ -173,15 +177,18 @@ _SIN_HALF_PI = math.sin(PI_AENET / 2.0)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _radial_members(vectors, neighbor_species, order, p0, p1, weights, rc_r, rc_a, rmin,
-                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx):
+def _radial_members(vectors, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
+                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca):
     """Pairs of one centre inside the radial cutoff into the scratch arrays
     (unit vector, r, Chebyshev argument, fc, dfc/dr, typespin weight);
-    returns (n radial, n angular) with the angular members' slots in a_idx."""
+    returns (n radial, n angular) with the angular members' slots in a_idx
+    and their angular fc, dfc/dr in fca, dfca. The neighbour's species is
+    spec[p] (jidx empty) or spec[jidx[p]] (jidx = the pairs' neighbours)."""
     n = 0
     rc2 = rc_r * rc_r
     rmin2 = rmin * rmin
     identity = order.shape[0] == 0
+    per_pair = jidx.shape[0] == 0
     for s in range(p0, p1):  # compaction (branchy, cheap)
         p = s if identity else order[s]
         vx, vy, vz = vectors[p, 0], vectors[p, 1], vectors[p, 2]
@@ -192,7 +199,7 @@ def _radial_members(vectors, neighbor_species, order, p0, p1, weights, rc_r, rc_
         ux[n] = vx
         uy[n] = vy
         uz[n] = vz
-        w[n] = weights[neighbor_species[p]]
+        w[n] = weights[spec[p] if per_pair else spec[jidx[p]]]
         n += 1
     scale = PI_AENET / rc_r
     for q in range(n):  # straight-line arithmetic over the members (SIMD)
@@ -220,6 +227,9 @@ def _radial_members(vectors, neighbor_species, order, p0, p1, weights, rc_r, rc_
     for q in range(n):
         if r[q] < rc_a:
             a_idx[m] = q
+            arg = r[q] * (PI_AENET / rc_a)
+            fca[m] = 0.5 * (math.cos(arg) + 1.0)
+            dfca[m] = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
             m += 1
     return n, m
 
@@ -233,12 +243,153 @@ def _widest(starts):
     return width
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
+                       T, t_prev, t_cur, wfc):
+    """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members."""
+    for k in range(row.shape[0]):
+        row[k] = 0.0
+    # radial: T_k over all pairs at once, order by order (SIMD over pairs)
+    s0 = 0.0
+    s0w = 0.0
+    s1 = 0.0
+    s1w = 0.0
+    for q in range(n):
+        wfc[q] = w[q] * fc[q]
+        t_prev[q] = 1.0
+        t_cur[q] = x[q]
+        s0 += fc[q]
+        s0w += wfc[q]
+        s1 += fc[q] * x[q]
+        s1w += wfc[q] * x[q]
+    row[0] = s0
+    if nr > 1:
+        row[1] = s1
+    if weighted:
+        row[nr + na] = s0w
+        if nr > 1:
+            row[nr + na + 1] = s1w
+    for k in range(2, nr):
+        acc = 0.0
+        accw = 0.0
+        for q in range(n):
+            t = 2.0 * x[q] * t_cur[q] - t_prev[q]
+            t_prev[q] = t_cur[q]
+            t_cur[q] = t
+            acc += fc[q] * t
+            accw += wfc[q] * t
+        row[k] = acc
+        if weighted:
+            row[nr + na + k] = accw
+    # angular: unordered pairs of the members inside the angular cutoff
+    for a_ in range(m):
+        a = a_idx[a_]
+        for b_ in range(a_ + 1, m):
+            b = a_idx[b_]
+            cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
+            xa = cos * slope - 1.0 if legacy else cos
+            _chebyshev(xa, na, T)
+            f = fca[a_] * fca[b_]
+            for k in range(na):
+                row[nr + k] += f * T[k]
+            if weighted:
+                fw = f * w[a] * w[b]
+                for k in range(na):
+                    row[2 * nr + na + k] += fw * T[k]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc, dfc, w, a_idx,
+                     fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd, gx, gy, gz):
+    """(gx, gy, gz)[q] = dE/dv of member q of one centre, from g = dE/dG (its row)."""
+    # per pair: sa = sum_k g_k T_k, sb = sum_k gw_k T_k, sc, sd the same with dT_k/dx
+    # (dT_k/dx = k U_{k-1}; U by its own recursion), order by order, SIMD over pairs
+    g0 = g[0]
+    gw0 = g[nr + na] if weighted else 0.0
+    for q in range(n):
+        sa[q] = g0
+        sb[q] = gw0
+        sc[q] = 0.0
+        sd[q] = 0.0
+        t_prev[q] = 1.0
+        t_cur[q] = x[q]
+        u_prev[q] = 1.0  # U_0
+        u_cur[q] = 2.0 * x[q]  # U_1
+    if nr > 1:
+        g1 = g[1]
+        gw1 = g[nr + na + 1] if weighted else 0.0
+        for q in range(n):
+            sa[q] += g1 * x[q]
+            sb[q] += gw1 * x[q]
+            sc[q] += g1
+            sd[q] += gw1
+    for k in range(2, nr):
+        gk = g[k]
+        gwk = g[nr + na + k] if weighted else 0.0
+        for q in range(n):
+            t = 2.0 * x[q] * t_cur[q] - t_prev[q]
+            t_prev[q] = t_cur[q]
+            t_cur[q] = t
+            dt = k * u_cur[q]  # dT_k = k U_{k-1}
+            u = 2.0 * x[q] * u_cur[q] - u_prev[q]
+            u_prev[q] = u_cur[q]
+            u_cur[q] = u
+            sa[q] += gk * t
+            sb[q] += gwk * t
+            sc[q] += gk * dt
+            sd[q] += gwk * dt
+    for q in range(n):
+        # dE/dr = sum_k (g_k + w gw_k) (dfc T_k + fc (2/Rc) dT_k)
+        d = dfc[q] * (sa[q] + w[q] * sb[q]) + fc[q] * (2.0 / rc_r) * (sc[q] + w[q] * sd[q])
+        gx[q] = d * ux[q]
+        gy[q] = d * uy[q]
+        gz[q] = d * uz[q]
+    for a_ in range(m):
+        a = a_idx[a_]
+        fc_a = fca[a_]
+        dfc_a = dfca[a_]
+        for b_ in range(a_ + 1, m):
+            b = a_idx[b_]
+            fc_b = fca[b_]
+            dfc_b = dfca[b_]
+            cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
+            xa = cos * slope - 1.0 if legacy else cos
+            _chebyshev_d(xa, na, T, dT)
+            ww = w[a] * w[b]
+            st = 0.0
+            su = 0.0
+            for k in range(na):
+                gk = g[nr + k] + ww * g[2 * nr + na + k] if weighted else g[nr + k]
+                st += gk * T[k]
+                su += gk * dT[k]
+            f = fc_a * fc_b
+            fs = f * slope if legacy else f
+            # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
+            gx[a] += su * fs * (ux[b] - cos * ux[a]) / r[a] + st * dfc_a * fc_b * ux[a]
+            gy[a] += su * fs * (uy[b] - cos * uy[a]) / r[a] + st * dfc_a * fc_b * uy[a]
+            gz[a] += su * fs * (uz[b] - cos * uz[a]) / r[a] + st * dfc_a * fc_b * uz[a]
+            gx[b] += su * fs * (ux[a] - cos * ux[b]) / r[b] + st * fc_a * dfc_b * ux[b]
+            gy[b] += su * fs * (uy[a] - cos * uy[b]) / r[b] + st * fc_a * dfc_b * uy[b]
+            gz[b] += su * fs * (uz[a] - cos * uz[b]) / r[b] + st * fc_a * dfc_b * uz[b]
+
+
+@njit(cache=True)
+def _n_items(centers, n_centers):
+    return centers.shape[0] if centers.shape[0] > 0 else n_centers
+
+
+@njit(cache=True)
+def _center_of(centers, c):
+    return centers[c] if centers.shape[0] > 0 else c
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def descriptor_kernel(vectors, neighbor_species, order, starts, weights, rc_r, nr, rc_a, na,
+def descriptor_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                       weighted, slope, legacy, rmin, out):
-    """out[i] = [R (nr), A (na), Rw (nr), Aw (na)] of centre i (rows zeroed here)."""
-    n_centers = starts.shape[0] - 1
-    n_chunks = (n_centers + CHUNK - 1) // CHUNK
+    """out[i] = [R (nr), A (na), Rw (nr), Aw (na)] for each centre i in
+    `centers` (empty: all); rows of other centres are not touched."""
+    n_items = _n_items(centers, starts.shape[0] - 1)
+    n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
     for chunk in prange(n_chunks):
         T = np.empty(max(nr, na))
@@ -246,163 +397,117 @@ def descriptor_kernel(vectors, neighbor_species, order, starts, weights, rc_r, n
         a_idx = np.empty(width, dtype=np.int64)
         ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
         r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        fca, dfca = np.empty(width), np.empty(width)
         t_prev, t_cur, wfc = np.empty(width), np.empty(width), np.empty(width)
-        for i in range(chunk * CHUNK, min(n_centers, chunk * CHUNK + CHUNK)):
-            row = out[i]
-            for k in range(row.shape[0]):
-                row[k] = 0.0
-            n, m = _radial_members(vectors, neighbor_species, order, starts[i], starts[i + 1], weights, rc_r,
-                                   rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx)
-            # radial: T_k over all pairs at once, order by order (SIMD over pairs)
-            s0 = 0.0
-            s0w = 0.0
-            s1 = 0.0
-            s1w = 0.0
-            for q in range(n):
-                wfc[q] = w[q] * fc[q]
-                t_prev[q] = 1.0
-                t_cur[q] = x[q]
-                s0 += fc[q]
-                s0w += wfc[q]
-                s1 += fc[q] * x[q]
-                s1w += wfc[q] * x[q]
-            row[0] = s0
-            if nr > 1:
-                row[1] = s1
-            if weighted:
-                row[nr + na] = s0w
-                if nr > 1:
-                    row[nr + na + 1] = s1w
-            for k in range(2, nr):
-                acc = 0.0
-                accw = 0.0
-                for q in range(n):
-                    t = 2.0 * x[q] * t_cur[q] - t_prev[q]
-                    t_prev[q] = t_cur[q]
-                    t_cur[q] = t
-                    acc += fc[q] * t
-                    accw += wfc[q] * t
-                row[k] = acc
-                if weighted:
-                    row[nr + na + k] = accw
-            # angular: unordered pairs of the members inside the angular cutoff
-            for a_ in range(m):
-                a = a_idx[a_]
-                for b_ in range(a_ + 1, m):
-                    b = a_idx[b_]
-                    cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-                    xa = cos * slope - 1.0 if legacy else cos
-                    _chebyshev(xa, na, T)
-                    f = (0.5 * (math.cos(r[a] * (PI_AENET / rc_a)) + 1.0)) * \
-                        (0.5 * (math.cos(r[b] * (PI_AENET / rc_a)) + 1.0))
-                    for k in range(na):
-                        row[nr + k] += f * T[k]
-                    if weighted:
-                        fw = f * w[a] * w[b]
-                        for k in range(na):
-                            row[2 * nr + na + k] += fw * T[k]
+        for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
+            i = _center_of(centers, c)
+            n, m = _radial_members(vectors, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
+                                   rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
+            _center_descriptor(out[i], n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
+                               T, t_prev, t_cur, wfc)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def gradient_kernel(vectors, neighbor_species, order, starts, weights, rc_r, nr, rc_a, na,
+def gradient_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                     weighted, slope, legacy, rmin, grad_features, grad_vectors):
-    """grad_vectors[p] = dE/dv_p from grad_features = dE/dG (rows of the centres)."""
-    n_centers = starts.shape[0] - 1
-    n_chunks = (n_centers + CHUNK - 1) // CHUNK
+    """grad_vectors[p] = dE/dv_p from grad_features = dE/dG (rows of the
+    centres), for the pairs of `centers` (empty: all)."""
+    n_items = _n_items(centers, starts.shape[0] - 1)
+    n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
     for chunk in prange(n_chunks):
         K = max(nr, na)
-        T = np.empty(K)
-        dT = np.empty(K)
+        T, dT = np.empty(K), np.empty(K)
         idx = np.empty(width, dtype=np.int64)
         a_idx = np.empty(width, dtype=np.int64)
         ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
         r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        fca, dfca = np.empty(width), np.empty(width)
         t_prev, t_cur, u_prev, u_cur = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
         sa, sb, sc, sd = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        for i in range(chunk * CHUNK, min(n_centers, chunk * CHUNK + CHUNK)):
-            g = grad_features[i]
+        gx, gy, gz = np.empty(width), np.empty(width), np.empty(width)
+        for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
+            i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
-            for s in range(p0, p1):
+            for s in range(p0, p1):  # pairs outside the cutoffs have no gradient
                 p = s if order.shape[0] == 0 else order[s]
                 grad_vectors[p, 0] = 0.0
                 grad_vectors[p, 1] = 0.0
                 grad_vectors[p, 2] = 0.0
-            n, m = _radial_members(vectors, neighbor_species, order, p0, p1, weights, rc_r, rc_a, rmin,
-                                   idx, ux, uy, uz, r, x, fc, dfc, w, a_idx)
-            # per pair: sa = sum_k g_k T_k, sb = sum_k gw_k T_k, sc, sd the same with dT_k/dx
-            # (dT_k/dx = k U_{k-1}; U by its own recursion), order by order, SIMD over pairs
-            g0 = g[0]
-            gw0 = g[nr + na] if weighted else 0.0
+            n, m = _radial_members(vectors, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
+                                   idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
+            _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
+                             dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
+                             gx, gy, gz)
             for q in range(n):
-                sa[q] = g0
-                sb[q] = gw0
-                sc[q] = 0.0
-                sd[q] = 0.0
-                t_prev[q] = 1.0
-                t_cur[q] = x[q]
-                u_prev[q] = 1.0  # U_0
-                u_cur[q] = 2.0 * x[q]  # U_1
-            if nr > 1:
-                g1 = g[1]
-                gw1 = g[nr + na + 1] if weighted else 0.0
-                for q in range(n):
-                    sa[q] += g1 * x[q]
-                    sb[q] += gw1 * x[q]
-                    sc[q] += g1
-                    sd[q] += gw1
-            for k in range(2, nr):
-                gk = g[k]
-                gwk = g[nr + na + k] if weighted else 0.0
-                for q in range(n):
-                    t = 2.0 * x[q] * t_cur[q] - t_prev[q]
-                    t_prev[q] = t_cur[q]
-                    t_cur[q] = t
-                    dt = k * u_cur[q]  # dT_k = k U_{k-1}
-                    u = 2.0 * x[q] * u_cur[q] - u_prev[q]
-                    u_prev[q] = u_cur[q]
-                    u_cur[q] = u
-                    sa[q] += gk * t
-                    sb[q] += gwk * t
-                    sc[q] += gk * dt
-                    sd[q] += gwk * dt
-            for q in range(n):
-                # dE/dr = sum_k (g_k + w gw_k) (dfc T_k + fc (2/Rc) dT_k)
-                d = dfc[q] * (sa[q] + w[q] * sb[q]) + fc[q] * (2.0 / rc_r) * (sc[q] + w[q] * sd[q])
                 p = idx[q]
-                grad_vectors[p, 0] = d * ux[q]
-                grad_vectors[p, 1] = d * uy[q]
-                grad_vectors[p, 2] = d * uz[q]
-            for a_ in range(m):
-                a = a_idx[a_]
-                arg = r[a] * (PI_AENET / rc_a)
-                fca = 0.5 * (math.cos(arg) + 1.0)
-                dfca = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
-                for b_ in range(a_ + 1, m):
-                    b = a_idx[b_]
-                    arg = r[b] * (PI_AENET / rc_a)
-                    fcb = 0.5 * (math.cos(arg) + 1.0)
-                    dfcb = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
-                    cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-                    xa = cos * slope - 1.0 if legacy else cos
-                    _chebyshev_d(xa, na, T, dT)
-                    ww = w[a] * w[b]
-                    st = 0.0
-                    su = 0.0
-                    for k in range(na):
-                        gk = g[nr + k] + ww * g[2 * nr + na + k] if weighted else g[nr + k]
-                        st += gk * T[k]
-                        su += gk * dT[k]
-                    f = fca * fcb
-                    fs = f * slope if legacy else f
-                    pa, pb = idx[a], idx[b]
-                    # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
-                    grad_vectors[pa, 0] += su * fs * (ux[b] - cos * ux[a]) / r[a] + st * dfca * fcb * ux[a]
-                    grad_vectors[pa, 1] += su * fs * (uy[b] - cos * uy[a]) / r[a] + st * dfca * fcb * uy[a]
-                    grad_vectors[pa, 2] += su * fs * (uz[b] - cos * uz[a]) / r[a] + st * dfca * fcb * uz[a]
-                    grad_vectors[pb, 0] += su * fs * (ux[a] - cos * ux[b]) / r[b] + st * fca * dfcb * ux[b]
-                    grad_vectors[pb, 1] += su * fs * (uy[a] - cos * uy[b]) / r[b] + st * fca * dfcb * uy[b]
-                    grad_vectors[pb, 2] += su * fs * (uz[a] - cos * uz[b]) / r[b] + st * fca * dfcb * uz[b]
+                grad_vectors[p, 0] = gx[q]
+                grad_vectors[p, 1] = gy[q]
+                grad_vectors[p, 2] = gz[q]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def forces_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
+                  weighted, slope, legacy, rmin, grad_features, f_parts, w_parts, wa_parts, want_atomic):
+    """Forces and virials straight from dE/dG, without a per-pair gradient
+    array: for each centre i in `centers` (empty: all) and each of its
+    pairs p (neighbour j = jidx[p], vector v_p, g_p = dE/dv_p):
+    F_i += g_p, F_j -= g_p, W += v_p (x) g_p, W_i, W_j += 1/2 v_p (x) g_p,
+    summed into the running thread's own slice of f_parts (T, N, 3),
+    w_parts (T, 3, 3) and wa_parts (T, N, 3, 3) (neighbour rows are shared
+    between centres: a scatter); the caller adds the slices up."""
+    n_items = _n_items(centers, starts.shape[0] - 1)
+    n_chunks = (n_items + CHUNK - 1) // CHUNK
+    width = _widest(starts)
+    for chunk in prange(n_chunks):
+        tid = numba.get_thread_id()
+        f = f_parts[tid]
+        wv = w_parts[tid]
+        K = max(nr, na)
+        T, dT = np.empty(K), np.empty(K)
+        idx = np.empty(width, dtype=np.int64)
+        a_idx = np.empty(width, dtype=np.int64)
+        ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
+        r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        fca, dfca = np.empty(width), np.empty(width)
+        t_prev, t_cur, u_prev, u_cur = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        sa, sb, sc, sd = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
+        gx, gy, gz = np.empty(width), np.empty(width), np.empty(width)
+        for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
+            i = _center_of(centers, c)
+            n, m = _radial_members(vectors, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r, rc_a, rmin,
+                                   idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
+            _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
+                             dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
+                             gx, gy, gz)
+            fi0 = 0.0
+            fi1 = 0.0
+            fi2 = 0.0
+            for q in range(n):
+                p = idx[q]
+                j = jidx[p]
+                g0, g1, g2 = gx[q], gy[q], gz[q]
+                fi0 += g0
+                fi1 += g1
+                fi2 += g2
+                f[j, 0] -= g0
+                f[j, 1] -= g1
+                f[j, 2] -= g2
+                for a in range(3):
+                    va = vectors[p, a]
+                    wv[a, 0] += va * g0
+                    wv[a, 1] += va * g1
+                    wv[a, 2] += va * g2
+                    if want_atomic:
+                        wa_parts[tid, i, a, 0] += 0.5 * va * g0
+                        wa_parts[tid, i, a, 1] += 0.5 * va * g1
+                        wa_parts[tid, i, a, 2] += 0.5 * va * g2
+                        wa_parts[tid, j, a, 0] += 0.5 * va * g0
+                        wa_parts[tid, j, a, 1] += 0.5 * va * g1
+                        wa_parts[tid, j, a, 2] += 0.5 * va * g2
+            f[i, 0] += fi0
+            f[i, 1] += fi1
+            f[i, 2] += fi2
 
 
 def _settings(d, dtype):
@@ -485,7 +590,7 @@ class CompiledChebyshev(torch.autograd.Function):
         ns = neighbor_species.detach().cpu().numpy().astype(np.int64, copy=False)
         out = np.empty((n_centers, descriptor.n_features))
         with torch_threads(dynamic=True):
-            descriptor_kernel(v, ns, order, starts, *_settings(descriptor, vectors.dtype), out)
+            descriptor_kernel(v, ns, NONE, order, starts, NONE, *_settings(descriptor, vectors.dtype), out)
         ctx.descriptor = descriptor
         ctx.arrays = (v, ns, order, starts)
         ctx.n_centers = n_centers
@@ -505,7 +610,8 @@ class CompiledChebyshev(torch.autograd.Function):
         v, ns, order, starts = ctx.arrays
         grad = np.empty_like(v)
         with torch_threads(dynamic=True):
-            gradient_kernel(v, ns, order, starts, *_settings(d, grad_out.dtype), _numpy64(grad_out), grad)
+            gradient_kernel(v, ns, NONE, order, starts, NONE, *_settings(d, grad_out.dtype), _numpy64(grad_out),
+                            grad)
         return torch.from_numpy(grad).to(grad_out.dtype), None, None, None, None
 
 
@@ -519,49 +625,42 @@ def pair_vectors_kernel(positions, cell, i, j, shifts, out):
             out[p, c] = positions[b, c] - positions[a, c] + s0 * cell[0, c] + s1 * cell[1, c] + s2 * cell[2, c]
 
 
-@njit(parallel=True, cache=True)
-def accumulate_kernel(i, j, vectors, grad, forces, virial, atomic_virials, want_atomic, n_blocks):
-    """F_i += g_p, F_j -= g_p; W += v_p (x) g_p; W_i, W_j += 1/2 v_p (x) g_p.
-    Pairs of different centres share neighbour rows (a scatter): each thread
-    sums its block of pairs into private arrays, added up at the end."""
-    n_pairs = i.shape[0]
-    n_atoms = forces.shape[0]
-    size = (n_pairs + n_blocks - 1) // n_blocks
-    f_parts = np.zeros((n_blocks, n_atoms, 3))
-    w_parts = np.zeros((n_blocks, 3, 3))
-    wa_parts = np.zeros((n_blocks if want_atomic else 0, n_atoms, 3, 3))
-    for b in prange(n_blocks):
-        f = f_parts[b]
-        w = w_parts[b]
-        for p in range(b * size, min(n_pairs, b * size + size)):
-            a, c_ = i[p], j[p]
-            g0, g1, g2 = grad[p, 0], grad[p, 1], grad[p, 2]
-            if g0 == 0.0 and g1 == 0.0 and g2 == 0.0:
-                continue  # pairs beyond the cutoffs (skin) have no gradient
-            f[a, 0] += g0
-            f[a, 1] += g1
-            f[a, 2] += g2
-            f[c_, 0] -= g0
-            f[c_, 1] -= g1
-            f[c_, 2] -= g2
-            for r in range(3):
-                for c in range(3):
-                    x = vectors[p, r] * grad[p, c]
-                    w[r, c] += x
-                    if want_atomic:
-                        wa_parts[b, a, r, c] += 0.5 * x
-                        wa_parts[b, c_, r, c] += 0.5 * x
-    for b in range(n_blocks):
-        for a in prange(n_atoms):
-            for c in range(3):
-                forces[a, c] += f_parts[b, a, c]
-            if want_atomic:
-                for r in range(3):
-                    for c in range(3):
-                        atomic_virials[a, r, c] += wa_parts[b, a, r, c]
-        for r in range(3):
-            for c in range(3):
-                virial[r, c] += w_parts[b, r, c]
+@njit(cache=True)
+def full_list_kernel(n_atoms, i, j, shifts):
+    """A full pair list sorted by centre from a half list (each pair once):
+    (i, j, S) and (j, i, -S), by a counting sort over the centres."""
+    n_half = i.shape[0]
+    starts = np.zeros(n_atoms + 1, dtype=np.int64)
+    for p in range(n_half):
+        starts[i[p] + 1] += 1
+        starts[j[p] + 1] += 1
+    for a in range(n_atoms):
+        starts[a + 1] += starts[a]
+    fill = starts[:-1].copy()
+    oi = np.empty(2 * n_half, dtype=np.int64)
+    oj = np.empty(2 * n_half, dtype=np.int64)
+    os_ = np.empty((2 * n_half, 3), dtype=np.int32)
+    for p in range(n_half):
+        a, b = i[p], j[p]
+        q = fill[a]
+        fill[a] += 1
+        oi[q] = a
+        oj[q] = b
+        q2 = fill[b]
+        fill[b] += 1
+        oi[q2] = b
+        oj[q2] = a
+        for k in range(3):
+            os_[q, k] = shifts[p, k]
+            os_[q2, k] = -shifts[p, k]
+    return oi, oj, os_
+
+
+def full_list_from_half(n_atoms: int, i: Tensor, j: Tensor, shifts: Tensor):
+    """(i, j, shifts) of the full list (int64, int64, int32), sorted by i,
+    from vesin's half list."""
+    oi, oj, os_ = full_list_kernel(n_atoms, i.numpy(), j.numpy(), shifts.to(torch.int32).numpy())
+    return torch.from_numpy(oi), torch.from_numpy(oj), torch.from_numpy(os_)
 
 
 @njit(parallel=True, cache=True)
@@ -618,6 +717,66 @@ def pairs_within(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: 
         oi, oj, os_, ov = pairs_within_kernel(_numpy64(positions), _numpy64(cell), i.numpy(), j.numpy(),
                                               shifts.numpy(), float(cutoff), 65536)
     return torch.from_numpy(oi), torch.from_numpy(oj), torch.from_numpy(os_), torch.from_numpy(ov)
+
+
+def _int64(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.int64, copy=False)
+
+
+def serves(model) -> bool:
+    """True when `evaluate_model` can evaluate this model: an eager
+    `AenetModel` whose descriptors all use the fast kernels."""
+    from .descriptor import ChebyshevDescriptor
+    from .model import AenetModel
+
+    return isinstance(model, AenetModel) and all(
+        type(d) is ChebyshevDescriptor and d.fast for d in model.descriptors)
+
+
+def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vectors: Tensor, *,
+                   gradients: bool, atomic_virials: bool):
+    """Atomic energies, forces, virial and per-atom virials of `model` (see
+    `evaluate.evaluate`) through the compiled kernels: descriptors of each
+    setup's centres, the networks and their backward in torch (dE/dG only),
+    then `forces_kernel`. No per-pair array is made beyond the inputs.
+    Returns (energies, forces, virial, atomic virials or None) as tensors in
+    the dtype of `vectors` (forces etc. None without `gradients`)."""
+    dtype = vectors.dtype
+    n = species.shape[0]
+    order, starts = center_order(_int64(pair_i), n)
+    v = _numpy64(vectors)
+    spec = _int64(species)
+    jn = _int64(pair_j)
+    if len(model.descriptors) == 1:
+        centers_of_setup = [NONE]
+    else:
+        setup = np.asarray(model.descriptor_of_element, dtype=np.int64)[spec]
+        centers_of_setup = [np.flatnonzero(setup == d).astype(np.int64) for d in range(len(model.descriptors))]
+    feats = []
+    with torch_threads(dynamic=True):
+        for d, centers in zip(model.descriptors, centers_of_setup):
+            out = np.zeros((n, d.n_features))
+            if centers is NONE or centers.size:
+                descriptor_kernel(v, spec, jn, order, starts, centers, *_settings(d, dtype), out)
+            feats.append(torch.from_numpy(out).to(dtype).requires_grad_(gradients))
+    with torch.enable_grad() if gradients else torch.no_grad():
+        energies = model.energies_from_features(species, feats)
+        if not gradients:
+            return energies.detach(), None, None, None
+        grads = torch.autograd.grad(energies.sum(), feats, allow_unused=True)
+    with torch_threads(dynamic=True):
+        threads = numba.get_num_threads()
+        f_parts = np.zeros((threads, n, 3))
+        w_parts = np.zeros((threads, 3, 3))
+        wa_parts = np.zeros((threads if atomic_virials else 0, n, 3, 3))
+        for d, centers, g in zip(model.descriptors, centers_of_setup, grads):
+            if g is not None and (centers is NONE or centers.size):
+                forces_kernel(v, spec, jn, order, starts, centers, *_settings(d, dtype), _numpy64(g),
+                              f_parts, w_parts, wa_parts, atomic_virials)
+    forces = torch.from_numpy(f_parts.sum(0)).to(dtype)
+    virial = torch.from_numpy(w_parts.sum(0)).to(dtype)
+    atomic = torch.from_numpy(wa_parts.sum(0)).to(dtype) if atomic_virials else None
+    return energies.detach(), forces, virial, atomic
 
 
 def pair_vectors(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: Tensor) -> Tensor:

@@ -25,16 +25,10 @@ from torch import Tensor
 from . import compiled_kernels
 
 
-def numba_threads() -> int:
-    import numba
-
-    return numba.get_num_threads()
-
-#: pairs per chunk: keeps each (orders x pairs) work tensor below glibc's
-#: 32 MB mmap limit (see _allocator) and the whole step's memory bounded
+#: pairs per chunk of the torch path: keeps each (orders x pairs) work tensor
+#: below glibc's 32 MB mmap limit (see _allocator) and the whole step's memory
+#: bounded (the compiled path needs no chunks: it makes no per-pair arrays)
 DEFAULT_CHUNK_PAIRS = 131_072
-#: the compiled kernels keep no (orders x pairs) tensors: ~100 bytes per pair
-COMPILED_CHUNK_PAIRS = 2_097_152
 
 
 @dataclass
@@ -90,15 +84,21 @@ def evaluate(
     model's dtype, r_j - r_i + lattice shift (Angstrom). chunk_pairs: pairs
     per chunk of centres (default: by the kernels in use).
     """
+    need_grad = forces or virial or atomic_virials
+    if compiled_kernels.usable(vectors) and compiled_kernels.serves(model):
+        # the whole structure at once: no (pairs x orders) or per-pair gradient arrays, memory stays bounded
+        e, f, w, wa = compiled_kernels.evaluate_model(model, species, pair_i, pair_j, vectors,
+                                                      gradients=need_grad, atomic_virials=atomic_virials)
+        return Evaluation(energies=e, forces=f if forces else None, virial=w if virial else None,
+                          atomic_virials=wa)
     if chunk_pairs is None:
-        chunk_pairs = COMPILED_CHUNK_PAIRS if compiled_kernels.usable(vectors) else DEFAULT_CHUNK_PAIRS
+        chunk_pairs = DEFAULT_CHUNK_PAIRS
     if pair_i.numel() > chunk_pairs and not bool((pair_i[1:] >= pair_i[:-1]).all()):
         # chunks are contiguous ranges of centres (neighbour lists come sorted by centre)
         order = torch.argsort(pair_i, stable=True)
         pair_i, pair_j, vectors = pair_i[order], pair_j[order], vectors[order]
     n = species.shape[0]
     dtype, device = vectors.dtype, vectors.device
-    need_grad = forces or virial or atomic_virials
     energies = torch.empty(n, dtype=dtype, device=device)
     f = torch.zeros(n, 3, dtype=dtype, device=device) if forces else None
     w = torch.zeros(3, 3, dtype=dtype, device=device) if virial else None
@@ -117,22 +117,6 @@ def evaluate(
                 continue
             (g,) = torch.autograd.grad(e.sum(), v)
         v = v.detach()
-        if compiled_kernels.usable(v) and f is not None and w is not None:
-            # one pass over the pairs (per-thread partial sums) instead of four scatters, in float64
-            f64 = torch.zeros(n, 3, dtype=torch.float64) if f.dtype != torch.float64 else f
-            w64 = torch.zeros(3, 3, dtype=torch.float64)
-            wa64 = (wa if wa.dtype == torch.float64 else torch.zeros(n, 3, 3, dtype=torch.float64)) \
-                if wa is not None else torch.zeros(1, 3, 3, dtype=torch.float64)
-            with compiled_kernels.torch_threads():
-                compiled_kernels.accumulate_kernel(ci.numpy(), cj.numpy(), v.to(torch.float64).numpy(),
-                                                   g.detach().to(torch.float64).numpy(), f64.numpy(), w64.numpy(),
-                                                   wa64.numpy(), wa is not None, numba_threads())
-            if f64 is not f:
-                f += f64.to(f.dtype)
-            w += w64.to(w.dtype)
-            if wa is not None and wa64 is not wa:
-                wa += wa64.to(wa.dtype)
-            continue
         if f is not None:
             f.index_add_(0, ci, g)
             f.index_add_(0, cj, -g)
