@@ -172,6 +172,7 @@ FASTMATH = {"reassoc", "contract"}
 # loop over a centre's pairs runs in SIMD lanes
 _SIN_SERIES = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(11, -1, -1))
 _COS_SERIES = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(11, -1, -1))
+_S, _C = _SIN_SERIES, _COS_SERIES
 _COS_HALF_PI = math.cos(PI_AENET / 2.0)
 _SIN_HALF_PI = math.sin(PI_AENET / 2.0)
 
@@ -189,18 +190,16 @@ def _radial_members(vectors, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmi
     rmin2 = rmin * rmin
     identity = order.shape[0] == 0
     per_pair = jidx.shape[0] == 0
-    for s in range(p0, p1):  # compaction (branchy, cheap)
+    for s in range(p0, p1):  # compaction without branches (a third of the skin list is outside)
         p = s if identity else order[s]
         vx, vy, vz = vectors[p, 0], vectors[p, 1], vectors[p, 2]
         d2 = vx * vx + vy * vy + vz * vz
-        if d2 <= rmin2 or d2 >= rc2:
-            continue
         idx[n] = p
         ux[n] = vx
         uy[n] = vy
         uz[n] = vz
         w[n] = weights[spec[p] if per_pair else spec[jidx[p]]]
-        n += 1
+        n += (d2 > rmin2) & (d2 < rc2)  # slot n is kept only if inside
     scale = PI_AENET / rc_r
     for q in range(n):  # straight-line arithmetic over the members (SIMD)
         rr = math.sqrt(ux[q] * ux[q] + uy[q] * uy[q] + uz[q] * uz[q])
@@ -212,13 +211,11 @@ def _radial_members(vectors, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmi
         x[q] = rr * (2.0 / rc_r) - 1.0
         y = rr * scale - 0.5 * PI_AENET
         y2 = y * y
-        sy = 0.0
-        for c in _SIN_SERIES:
-            sy = sy * y2 + c
-        sy *= y
-        cy = 0.0
-        for c in _COS_SERIES:
-            cy = cy * y2 + c
+        # Horner written out (a loop over the coefficient tuple kept the loop over q scalar)
+        sy = (((((((((((_S[0] * y2 + _S[1]) * y2 + _S[2]) * y2 + _S[3]) * y2 + _S[4]) * y2 + _S[5]) * y2 + _S[6])
+                   * y2 + _S[7]) * y2 + _S[8]) * y2 + _S[9]) * y2 + _S[10]) * y2 + _S[11]) * y
+        cy = ((((((((((_C[0] * y2 + _C[1]) * y2 + _C[2]) * y2 + _C[3]) * y2 + _C[4]) * y2 + _C[5]) * y2 + _C[6])
+                  * y2 + _C[7]) * y2 + _C[8]) * y2 + _C[9]) * y2 + _C[10]) * y2 + _C[11]
         cos_a = cy * _COS_HALF_PI - sy * _SIN_HALF_PI
         sin_a = sy * _COS_HALF_PI + cy * _SIN_HALF_PI
         fc[q] = 0.5 * (cos_a + 1.0)
@@ -480,34 +477,60 @@ def forces_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr
             _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
                              gx, gy, gz)
+            # the centre's sums in registers (stores to f[j] could alias them in memory)
             fi0 = 0.0
             fi1 = 0.0
             fi2 = 0.0
+            w00 = 0.0
+            w01 = 0.0
+            w02 = 0.0
+            w10 = 0.0
+            w11 = 0.0
+            w12 = 0.0
+            w20 = 0.0
+            w21 = 0.0
+            w22 = 0.0
             for q in range(n):
-                p = idx[q]
-                j = jidx[p]
                 g0, g1, g2 = gx[q], gy[q], gz[q]
                 fi0 += g0
                 fi1 += g1
                 fi2 += g2
-                f[j, 0] -= g0
-                f[j, 1] -= g1
-                f[j, 2] -= g2
-                for a in range(3):
-                    va = vectors[p, a]
-                    wv[a, 0] += va * g0
-                    wv[a, 1] += va * g1
-                    wv[a, 2] += va * g2
-                    if want_atomic:
-                        wa_parts[tid, i, a, 0] += 0.5 * va * g0
-                        wa_parts[tid, i, a, 1] += 0.5 * va * g1
-                        wa_parts[tid, i, a, 2] += 0.5 * va * g2
-                        wa_parts[tid, j, a, 0] += 0.5 * va * g0
-                        wa_parts[tid, j, a, 1] += 0.5 * va * g1
-                        wa_parts[tid, j, a, 2] += 0.5 * va * g2
+                v0, v1, v2 = ux[q] * r[q], uy[q] * r[q], uz[q] * r[q]
+                w00 += v0 * g0
+                w01 += v0 * g1
+                w02 += v0 * g2
+                w10 += v1 * g0
+                w11 += v1 * g1
+                w12 += v1 * g2
+                w20 += v2 * g0
+                w21 += v2 * g1
+                w22 += v2 * g2
+            for q in range(n):  # the scatter to the neighbours
+                j = jidx[idx[q]]
+                f[j, 0] -= gx[q]
+                f[j, 1] -= gy[q]
+                f[j, 2] -= gz[q]
+            if want_atomic:
+                for q in range(n):
+                    j = jidx[idx[q]]
+                    for a in range(3):
+                        va = 0.5 * r[q] * (ux[q] if a == 0 else (uy[q] if a == 1 else uz[q]))
+                        for b in range(3):
+                            vg = va * (gx[q] if b == 0 else (gy[q] if b == 1 else gz[q]))
+                            wa_parts[tid, i, a, b] += vg
+                            wa_parts[tid, j, a, b] += vg
             f[i, 0] += fi0
             f[i, 1] += fi1
             f[i, 2] += fi2
+            wv[0, 0] += w00
+            wv[0, 1] += w01
+            wv[0, 2] += w02
+            wv[1, 0] += w10
+            wv[1, 1] += w11
+            wv[1, 2] += w12
+            wv[2, 0] += w20
+            wv[2, 1] += w21
+            wv[2, 2] += w22
 
 
 def _settings(d, dtype):
