@@ -148,25 +148,26 @@ class AenetTorch(Calculator):
             return super().get_property(name, atoms, allow_calculation)
 
     def check_state(self, atoms, tol=1e-15):
-        """ASE's check, with a shortcut for the common case of nothing changed
-        (an MD step asks for forces, then stress, of the same atoms): arrays,
-        cell and pbc bit-for-bit equal to the last calculation's are within any
-        tolerance, so the answer is ASE's; otherwise ASE's own comparison."""
-        if self.atoms is not None and self._unchanged(self.atoms, atoms):
-            return []
-        return super().check_state(atoms, tol)
-
-    def _unchanged(self, old, atoms) -> bool:
-        # the properties ASE's compare_atoms looks at (all_changes: not momenta, which MD
-        # changes between the forces and the stress of one step)
-        for prop in set(all_changes) - set(self.ignored_changes):
+        """The properties that changed since the last calculation, as ASE's
+        check but cheaper (it runs several times per MD step): cell, pbc and
+        the per-atom arrays ASE compares (all_changes: not momenta, which MD
+        changes between the forces and the stress of one step), compared
+        bit for bit. A change smaller than ASE's default tolerance (1e-15)
+        counts here, so at most a call more is made, never one fewer."""
+        old = self.atoms
+        if old is None:
+            return list(all_changes)
+        changes = []
+        for prop in all_changes:
+            if prop in self.ignored_changes:
+                continue
             if prop in ("cell", "pbc"):
                 if not np.array_equal(getattr(old, prop), getattr(atoms, prop)):
-                    return False
+                    changes.append(prop)
             elif (prop in old.arrays) != (prop in atoms.arrays) or (
                     prop in old.arrays and not np.array_equal(old.arrays[prop], atoms.arrays[prop])):
-                return False
-        return True
+                changes.append(prop)
+        return changes
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         from .potential.compiled_kernels import thread_policy

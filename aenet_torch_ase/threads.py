@@ -60,6 +60,8 @@ class _LoadMonitor:
 
 
 _load = _LoadMonitor()
+#: thread counts picked by `threads_for_call` so far (for benchmarks)
+picked = []
 
 
 def threads_for_call(requested: int) -> int:
@@ -71,7 +73,10 @@ def threads_for_call(requested: int) -> int:
         return requested
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     free = min(requested, cores) - _load.busy_elsewhere()
-    return max(1, min(requested, int(free + 0.5)))
+    n = max(1, min(requested, int(free + 0.5)))
+    if len(picked) < 100_000:
+        picked.append(n)
+    return n
 
 
 

@@ -49,23 +49,34 @@ def _peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _threads_used() -> float:
+    """Mean thread count the thread policy picked in this process."""
+    import numpy as np
+    import torch
+
+    from aenet_torch_ase import threads
+
+    return float(np.mean(threads.picked)) if threads.picked else float(torch.get_num_threads())
+
+
 def featurise(folder: Path, out: Path):
     import torch
 
     from aenet_torch_ase.training.dataset import TrainingSet, load_structures
 
     files = sorted(folder.glob("*.xsf"))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     ts = TrainingSet.featurize(load_structures(files), _setups(), E_ATOM, forces=True, forces_percent=25, seed=0)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - c
     ts.save(out)
-    return {"featurise_s": seconds, "peak_mb": _peak_mb(), "threads": torch.get_num_threads()}
+    return {"featurise_s": seconds, "cores": cpu / seconds, "threads_used": _threads_used(), "peak_mb": _peak_mb(), "threads": torch.get_num_threads()}
 
 
 def epochs(set_path: Path, hidden: int, dtype: str, n: int):
     import numpy as np
     import torch
 
+    from aenet_torch_ase.threads import adaptive_threads
     from aenet_torch_ase.training.dataset import TrainingSet
     from aenet_torch_ase.training.trainer import TrainConfig, Trainer
 
@@ -74,13 +85,17 @@ def epochs(set_path: Path, hidden: int, dtype: str, n: int):
                       batch_size=128, forces=True, alpha=0.1, lr=1e-4, regularization=1e-3, dtype=dtype)
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(ts, cfg, tmp)
-        times = []
+        times, cpu = [], []
         for _ in range(n):
-            t = time.perf_counter()
-            tr._train_epoch()
+            t, c = time.perf_counter(), time.process_time()
+            with adaptive_threads():  # as Trainer.train does
+                tr._train_epoch()
             tr.epoch += 1
             times.append(time.perf_counter() - t)
-    return {"epoch_s": float(np.median(times)), "peak_mb": _peak_mb(), "threads": torch.get_num_threads()}
+            cpu.append(time.process_time() - c)
+    return {"epoch_s": float(np.median(times)), "cores": float(np.sum(cpu) / np.sum(times)),
+            "threads_used": _threads_used(), "peak_mb": _peak_mb(),
+            "threads": torch.get_num_threads()}
 
 
 def reference_on_split(set_path: Path, test_idx):
@@ -139,17 +154,53 @@ def accuracy(set_path: Path, minutes: float):
             "reference": reference_on_split(set_path, [int(i) for i in tr.test_idx])}
 
 
-def _child(args):
+def _child(args, busy: int = 0):
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    try:
+        if busy:
+            time.sleep(1.0)
+        return _run_child(args)
+    finally:
+        for h in hogs:
+            h.kill()
+
+
+def _run_child(args):
     out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(args)], capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def under_load(tmp: Path, set_path: Path, args):
+    """Featurisation and 5-5 float64 epochs, quiet and with `busy` busy-loop
+    processes on the machine's cores, measured in this run. A process that
+    loses only CPU share slows down by (cores it used quiet) / (its fair
+    share under load); fair share = cores x threads / (busy + threads) for
+    the threads the thread policy picks under load (one here)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    jobs = (("featurise 1000 structures", "featurise_s",
+             {"kind": "featurise", "folder": str(tmp / "dir_xsf"), "out": str(tmp / "TiO.busy")}),
+            ("5-5 float64 epoch", "epoch_s", {"kind": "epochs", "set_path": str(set_path), "hidden": 5,
+                                               "dtype": "float64", "n": args.epochs}))
+    for name, key, job in jobs:
+        quiet = _child(dict(job))
+        loaded = _child(dict(job), busy=args.busy)
+        fair = cores * loaded["threads_used"] / (args.busy + loaded["threads_used"])
+        bound = quiet["cores"] / fair
+        print(f"under load ({args.busy} busy-loop processes on {cores} cores): {name}: {quiet[key]:.3f} s quiet "
+              f"({quiet['cores']:.2f} cores), {loaded[key]:.3f} s loaded ({loaded['cores']:.2f} cores, fair share "
+              f"{fair:.2f}): slowdown {loaded[key] / quiet[key]:.1f}x, CPU-share bound {bound:.1f}x, "
+              f"ratio {loaded[key] / quiet[key] / bound:.2f} (<= ~1 is the goal)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=15, help="epochs timed per configuration (median)")
     p.add_argument("--accuracy-minutes", type=float, default=0.0, help="length of the accuracy run (0: skip)")
+    p.add_argument("--busy", type=int, default=4, help="busy-loop processes for the under-load figures (0: skip)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -176,6 +227,8 @@ def main():
                 print(f"epoch {hidden}-{hidden} tanh {dtype}: {r['epoch_s']:.3f} s median of {args.epochs} "
                       f"({AENET_PYTORCH_EPOCH_S / r['epoch_s']:.1f}x faster than aenet-PyTorch's "
                       f"{AENET_PYTORCH_EPOCH_S} s; threads {r['threads']}; peak {r['peak_mb']:.0f} MB)")
+        if args.busy > 0:
+            under_load(tmp, set_path, args)
         if args.accuracy_minutes > 0:
             r = _child({"kind": "accuracy", "set_path": str(set_path), "minutes": args.accuracy_minutes})
             t = r["test"]
