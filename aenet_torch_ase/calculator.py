@@ -37,6 +37,7 @@ from .io.nn_file import NNFile
 from .io.potential_files import read_potential
 from .pretrained import is_pretrained_name, pretrained_path
 from .neighbors import DEFAULT_MAX_PAIRS, NeighborList, check_cell_images
+from .potential import compiled_kernels
 from .potential.build import build_model, model_to_nn_files
 from .potential.evaluate import evaluate
 
@@ -186,8 +187,11 @@ class AenetTorch(Calculator):
             self._empty_results(atoms)
             return
         species, positions, cell, pbc = self._validated_tensors(atoms)
-        # the whole cutoff + skin list: the descriptor skips pairs beyond its cutoffs
-        i, j, shifts, vectors = self._neighbors.pairs(positions, cell, pbc, species, self.dtype, within_cutoff=False)
+        # the whole cutoff + skin list: the descriptor skips pairs beyond its cutoffs; the compiled
+        # kernels compute in float64 whatever the model's dtype (no float32 round trip)
+        compiled = compiled_kernels.usable(positions) and compiled_kernels.serves(self.model)
+        i, j, shifts, vectors = self._neighbors.pairs(positions, cell, pbc, species,
+                                                      torch.float64 if compiled else self.dtype, within_cutoff=False)
         volume = abs(float(np.linalg.det(atoms.cell.array))) if atoms.cell.rank == 3 else 0.0
         want_stress = volume > 0.0
         want_atomic = want_stress and "stresses" in properties

@@ -12,9 +12,12 @@ computes everything in registers and small per-atom arrays:
   the derivative of E with respect to each of its pair vectors; every pair
   belongs to one centre, so threads never write the same row (the autograd
   function `CompiledChebyshev` uses these two, e.g. in training);
-- `forces_kernel`: the same derivatives summed straight into forces, the
-  virial and per-atom virials (per-thread slices, added up after), so that
-  `evaluate_model` (the calculator's path) keeps no per-pair gradient array;
+- `model_kernel`: the whole model per centre as Fortran aenet does it
+  (descriptor row, its element's network forward and backward, the
+  derivatives of E_i by its pair vectors), summed straight into energies,
+  forces, the virial and per-atom virials (per-thread slices, added up
+  after): `evaluate_model`, the calculator's path, finds a centre's
+  members once and keeps no per-pair or per-feature arrays;
 - `pair_vectors_kernel`: r_j - r_i + S.C of a pair list.
 
 The descriptor kernels work on a centre-sorted view of the pair list (`center_order`, a
@@ -104,20 +107,36 @@ def usable(vectors: Tensor) -> bool:
     return AVAILABLE and enabled and not _forked_from_openmp and vectors.device.type == "cpu"
 
 
+@njit(parallel=True, cache=True)
+def _unsorted_count(pair_center):
+    """Places where the centre index decreases (0: sorted), in parallel blocks."""
+    n = pair_center.shape[0]
+    n_blocks = 64
+    size = (n + n_blocks - 1) // n_blocks
+    bad = 0
+    for b in prange(n_blocks):
+        for p in range(max(1, b * size), min(n, b * size + size)):
+            if pair_center[p] < pair_center[p - 1]:
+                bad += 1
+    return bad
+
+
+@njit(parallel=True, cache=True)
+def _sorted_starts(pair_center, n_centers):
+    starts = np.empty(n_centers + 1, dtype=np.int64)
+    for c in prange(n_centers + 1):
+        starts[c] = np.searchsorted(pair_center, c)
+    return starts
+
+
 @njit(cache=True)
 def center_order(pair_center, n_centers):
     """Counting sort of the pairs by centre: (order, starts) with the pairs of
     centre i at order[starts[i]:starts[i+1]] (original order kept). For a
     list already sorted by centre (neighbour lists are) order is empty,
     meaning the identity."""
-    sorted_ = True
-    for p in range(1, pair_center.shape[0]):
-        if pair_center[p] < pair_center[p - 1]:
-            sorted_ = False
-            break
-    if sorted_:
-        starts = np.searchsorted(pair_center, np.arange(n_centers + 1))
-        return np.empty(0, dtype=np.int64), starts.astype(np.int64)
+    if _unsorted_count(pair_center) == 0:
+        return np.empty(0, dtype=np.int64), _sorted_starts(pair_center, n_centers)
     counts = np.zeros(n_centers + 1, dtype=np.int64)
     for p in range(pair_center.shape[0]):
         counts[pair_center[p] + 1] += 1
@@ -443,25 +462,98 @@ def gradient_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, 
                 grad_vectors[p, 2] = gz[q]
 
 
+@njit(cache=True)
+def _activate(z, code):
+    """aenet activation (0 linear, 1 tanh, 2 sigmoid, 3 mtanh, 4 twist) and its derivative."""
+    if code == 1:
+        t = math.tanh(z)
+        return t, 1.0 - t * t
+    if code == 2:
+        s = 1.0 / (1.0 + math.exp(-z))
+        return s, s * (1.0 - s)
+    if code == 3 or code == 4:
+        t = math.tanh(0.666666666666667 * z)
+        a = 1.7159 * t
+        da = 1.7159 * 0.666666666666667 * (1.0 - t * t)
+        if code == 4:
+            return a + 0.1 * z, da + 0.1
+        return a, da
+    return z, 1.0
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale, e_shift,
+             h, dh, z):
+    """Atomic energy of one centre of species s from its descriptor row
+    (spec 1.5-1.7, as `network.AtomicNetwork`) and, with want_grad, dE/dG
+    into grad. WT holds each layer's weights transposed, (in, out), so
+    both passes run over contiguous rows (SIMD). h[l], dh[l]: activations
+    and their derivatives of layer l; z: scratch."""
+    nf = sizes[s, 0]
+    for k in range(nf):
+        h[0, k] = (row[k] - shift[s, k]) * scale[s, k]
+    L = n_layers[s]
+    for l in range(L):
+        n_in, n_out = sizes[s, l], sizes[s, l + 1]
+        w0, b0 = w_off[s, l], b_off[s, l]
+        for o in range(n_out):
+            z[o] = bias[b0 + o]
+        for k in range(n_in):
+            hk = h[l, k]
+            base = w0 + k * n_out
+            for o in range(n_out):
+                z[o] += WT[base + o] * hk
+        code = acts[s, l]
+        for o in range(n_out):
+            h[l + 1, o], dh[l + 1, o] = _activate(z[o], code)
+    energy = h[L, 0] * e_scale[s] + e_shift[s]
+    if want_grad:
+        # backward: z holds dE/d(pre-activation) of layer l + 1, grad dE/dh of layer l
+        z[0] = e_scale[s] * dh[L, 0]
+        for l in range(L - 1, -1, -1):
+            n_in, n_out = sizes[s, l], sizes[s, l + 1]
+            w0 = w_off[s, l]
+            for k in range(n_in):
+                base = w0 + k * n_out
+                acc = 0.0
+                for o in range(n_out):
+                    acc += WT[base + o] * z[o]
+                grad[k] = acc
+            if l > 0:
+                for k in range(n_in):
+                    z[k] = grad[k] * dh[l, k]
+        for k in range(nf):
+            grad[k] *= scale[s, k]
+    return energy
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def forces_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
-                  weighted, slope, legacy, rmin, grad_features, f_parts, w_parts, wa_parts, want_atomic):
-    """Forces and virials straight from dE/dG, without a per-pair gradient
-    array: for each centre i in `centers` (empty: all) and each of its
-    pairs p (neighbour j = jidx[p], vector v_p, g_p = dE/dv_p):
-    F_i += g_p, F_j -= g_p, W += v_p (x) g_p, W_i, W_j += 1/2 v_p (x) g_p,
-    summed into the running thread's own slice of f_parts (T, N, 3),
-    w_parts (T, 3, 3) and wa_parts (T, N, 3, 3) (neighbour rows are shared
-    between centres: a scatter); the caller adds the slices up."""
+def model_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
+                 weighted, slope, legacy, rmin, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale,
+                 e_shift, energies, want_forces, f_parts, w_parts, wa_parts, want_atomic):
+    """The whole model in one pass per centre, as Fortran aenet does: for
+    each centre i in `centers` (empty: all), its descriptor row, its
+    element's network forward (energies[i]) and, with want_forces, backward
+    (dE/dG), and the derivative of E_i with respect to each of its pair
+    vectors v_p (neighbour j = jidx[p]), summed straight into
+    F_i += g_p, F_j -= g_p, W += v_p (x) g_p, W_i, W_j += 1/2 v_p (x) g_p
+    in the running thread's own slice of f_parts (T, N, 3), w_parts
+    (T, 3, 3) and wa_parts (T, N, 3, 3) (neighbour rows are shared between
+    centres: a scatter); the caller adds the slices up. No per-pair array
+    is made, and the members of a centre are found once."""
     n_items = _n_items(centers, starts.shape[0] - 1)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
+    n_features = 2 * (nr + na) if weighted else nr + na
+    widest_layer = max(n_features, sizes.max())
     for chunk in prange(n_chunks):
         tid = numba.get_thread_id()
         f = f_parts[tid]
         wv = w_parts[tid]
         K = max(nr, na)
         T, dT = np.empty(K), np.empty(K)
+        row, grad, z = np.empty(n_features), np.empty(widest_layer), np.empty(widest_layer)
+        h, dh = np.empty((sizes.shape[1], widest_layer)), np.empty((sizes.shape[1], widest_layer))
         idx = np.empty(width, dtype=np.int64)
         a_idx = np.empty(width, dtype=np.int64)
         ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
@@ -474,7 +566,13 @@ def forces_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
-            _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
+            _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
+                               T, t_prev, t_cur, sa)
+            energies[i] = _network(spec[i], row, grad, want_forces, n_layers, sizes, acts, WT, w_off, bias, b_off,
+                                   shift, scale, e_scale, e_shift, h, dh, z)
+            if not want_forces:
+                continue
+            _center_gradient(grad, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
                              gx, gy, gz)
             # the centre's sums in registers (stores to f[j] could alias them in memory)
@@ -608,7 +706,8 @@ class CompiledChebyshev(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, vectors: Tensor, pair_center: Tensor, neighbor_species: Tensor, n_centers: int, descriptor):
-        order, starts = center_order(pair_center.detach().cpu().numpy().astype(np.int64, copy=False), n_centers)
+        with torch_threads():
+            order, starts = center_order(_int64(pair_center), n_centers)
         v = _numpy64(vectors)
         ns = neighbor_species.detach().cpu().numpy().astype(np.int64, copy=False)
         out = np.empty((n_centers, descriptor.n_features))
@@ -748,25 +847,67 @@ def _int64(t: Tensor) -> np.ndarray:
 
 def serves(model) -> bool:
     """True when `evaluate_model` can evaluate this model: an eager
-    `AenetModel` whose descriptors all use the fast kernels."""
+    `AenetModel` whose descriptors all use the fast kernels and whose
+    networks are plain `AtomicNetwork`s."""
     from .descriptor import ChebyshevDescriptor
     from .model import AenetModel
+    from .network import AtomicNetwork
 
     return isinstance(model, AenetModel) and all(
-        type(d) is ChebyshevDescriptor and d.fast for d in model.descriptors)
+        type(d) is ChebyshevDescriptor and d.fast for d in model.descriptors) and all(
+        type(net) is AtomicNetwork and all(type(layer) is torch.nn.Linear for layer in net.layers)
+        for net in model.networks)
+
+
+def pack_networks(model):
+    """The per-element networks as flat float64 arrays for `model_kernel`:
+    (n_layers (S,), sizes (S, L+1), activation codes (S, L), weights
+    transposed to (in, out) and their offsets (S, L), biases and offsets, feature shift and scale
+    (S, F), energy scale (S,), energy shift + E_atom (S,))."""
+    nets = list(model.networks)
+    S = len(nets)
+    L = max(len(net.layers) for net in nets)
+    F = max(int(net.feature_shift.numel()) for net in nets)
+    n_layers = np.array([len(net.layers) for net in nets], dtype=np.int64)
+    sizes = np.zeros((S, L + 1), dtype=np.int64)
+    acts = np.zeros((S, L), dtype=np.int64)
+    w_off = np.zeros((S, L), dtype=np.int64)
+    b_off = np.zeros((S, L), dtype=np.int64)
+    shift, scale = np.zeros((S, F)), np.zeros((S, F))
+    weights, biases = [], []
+    nw = nb = 0
+    for s, net in enumerate(nets):
+        f = int(net.feature_shift.numel())
+        shift[s, :f] = net.feature_shift.detach().double().numpy()
+        scale[s, :f] = net.feature_scale.detach().double().numpy()
+        sizes[s, 0] = net.layers[0].in_features
+        for l, layer in enumerate(net.layers):
+            sizes[s, l + 1] = layer.out_features
+            acts[s, l] = net.activations[l]
+            w_off[s, l], b_off[s, l] = nw, nb
+            weights.append(layer.weight.detach().double().T.reshape(-1).numpy())  # (in, out)
+            biases.append(layer.bias.detach().double().numpy())
+            nw += weights[-1].size
+            nb += biases[-1].size
+    e_scale = np.array([float(net.energy_scale) for net in nets])
+    e_shift = np.array([float(net.energy_shift) + float(net.e_atom) for net in nets])
+    return (n_layers, sizes, acts, np.concatenate(weights), w_off, np.concatenate(biases), b_off, shift, scale,
+            e_scale, e_shift)
 
 
 def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vectors: Tensor, *,
                    gradients: bool, atomic_virials: bool):
     """Atomic energies, forces, virial and per-atom virials of `model` (see
-    `evaluate.evaluate`) through the compiled kernels: descriptors of each
-    setup's centres, the networks and their backward in torch (dE/dG only),
-    then `forces_kernel`. No per-pair array is made beyond the inputs.
-    Returns (energies, forces, virial, atomic virials or None) as tensors in
-    the dtype of `vectors` (forces etc. None without `gradients`)."""
+    `evaluate.evaluate`) through `model_kernel`, one setup's centres at a
+    time: descriptors, networks and their derivatives in one pass per
+    centre. No per-pair array is made beyond the inputs. Returns
+    (energies, forces, virial, atomic virials or None) as tensors in the
+    dtype of `vectors` (computed in float64; forces etc. None without
+    `gradients`)."""
     dtype = vectors.dtype
     n = species.shape[0]
-    order, starts = center_order(_int64(pair_i), n)
+    with torch_threads():
+        order, starts = center_order(_int64(pair_i), n)
     v = _numpy64(vectors)
     spec = _int64(species)
     jn = _int64(pair_j)
@@ -775,31 +916,24 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     else:
         setup = np.asarray(model.descriptor_of_element, dtype=np.int64)[spec]
         centers_of_setup = [np.flatnonzero(setup == d).astype(np.int64) for d in range(len(model.descriptors))]
-    feats = []
+    networks = pack_networks(model)
+    energies = np.zeros(n)
     with torch_threads(dynamic=True):
-        for d, centers in zip(model.descriptors, centers_of_setup):
-            out = np.zeros((n, d.n_features))
-            if centers is NONE or centers.size:
-                descriptor_kernel(v, spec, jn, order, starts, centers, *_settings(d, dtype), out)
-            feats.append(torch.from_numpy(out).to(dtype).requires_grad_(gradients))
-    with torch.enable_grad() if gradients else torch.no_grad():
-        energies = model.energies_from_features(species, feats)
-        if not gradients:
-            return energies.detach(), None, None, None
-        grads = torch.autograd.grad(energies.sum(), feats, allow_unused=True)
-    with torch_threads(dynamic=True):
-        threads = numba.get_num_threads()
+        threads = numba.get_num_threads() if gradients else 0
         f_parts = np.zeros((threads, n, 3))
         w_parts = np.zeros((threads, 3, 3))
         wa_parts = np.zeros((threads if atomic_virials else 0, n, 3, 3))
-        for d, centers, g in zip(model.descriptors, centers_of_setup, grads):
-            if g is not None and (centers is NONE or centers.size):
-                forces_kernel(v, spec, jn, order, starts, centers, *_settings(d, dtype), _numpy64(g),
-                              f_parts, w_parts, wa_parts, atomic_virials)
+        for d, centers in zip(model.descriptors, centers_of_setup):
+            if centers is NONE or centers.size:
+                model_kernel(v, spec, jn, order, starts, centers, *_settings(d, dtype), *networks, energies,
+                             gradients, f_parts, w_parts, wa_parts, atomic_virials)
+    e = torch.from_numpy(energies).to(dtype)
+    if not gradients:
+        return e, None, None, None
     forces = torch.from_numpy(f_parts.sum(0)).to(dtype)
     virial = torch.from_numpy(w_parts.sum(0)).to(dtype)
     atomic = torch.from_numpy(wa_parts.sum(0)).to(dtype) if atomic_virials else None
-    return energies.detach(), forces, virial, atomic
+    return e, forces, virial, atomic
 
 
 def pair_vectors(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: Tensor) -> Tensor:
