@@ -116,6 +116,25 @@ def test_compiled_gradients_unsorted_pairs_and_double_backward(tiny_potential):
             torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-11)
 
 
+def test_energy_only_evaluation_equals_full(tiny_potential):
+    """Without gradients the compiled path skips the backward; the energies
+    are those of the full evaluation, and equal the torch kernels'."""
+    calc = AenetTorch(tiny_potential)
+    atoms = random_structure(30, np.diag([8.0, 8.5, 9.0]), True, seed=3)
+    species, pos, cell, pbc = calc._validated_tensors(atoms)
+    i, j, s, v = calc._neighbors.pairs(pos, cell, pbc, species)
+    full = evaluate(calc.model, species, i, j, v, atomic_virials=True)
+    only = evaluate(calc.model, species, i, j, v, forces=False, virial=False)
+    assert only.forces is None and only.virial is None and only.atomic_virials is None
+    torch.testing.assert_close(only.energies, full.energies, rtol=0, atol=1e-12)
+    compiled_kernels.enabled = False
+    try:
+        torch_path = evaluate(calc.model, species, i, j, v, forces=False, virial=False)
+    finally:
+        compiled_kernels.enabled = True
+    torch.testing.assert_close(only.energies, torch_path.energies, rtol=0, atol=1e-11)
+
+
 def test_chunked_evaluation_equals_one_chunk(tiny_potential):
     calc = AenetTorch(tiny_potential)
     atoms = random_structure(40, np.diag([9.0, 9.0, 9.0]), True, seed=8)
