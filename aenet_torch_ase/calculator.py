@@ -188,17 +188,17 @@ class AenetTorch(Calculator):
             return
         species, positions, cell, pbc = self._validated_tensors(atoms)
         # the whole cutoff + skin list: the descriptor skips pairs beyond its cutoffs; the compiled
-        # kernels compute in float64 whatever the model's dtype (no float32 round trip)
+        # kernels make the pair vectors themselves from positions and shifts (no (P, 3) array)
         compiled = compiled_kernels.usable(positions) and compiled_kernels.serves(self.model)
-        i, j, shifts, vectors = self._neighbors.pairs(positions, cell, pbc, species,
-                                                      torch.float64 if compiled else self.dtype, within_cutoff=False)
+        i, j, shifts, vectors = self._neighbors.pairs(positions, cell, pbc, species, self.dtype,
+                                                      within_cutoff=False, vectors=not compiled)
         volume = abs(float(np.linalg.det(atoms.cell.array))) if atoms.cell.rank == 3 else 0.0
         want_stress = volume > 0.0
         want_atomic = want_stress and "stresses" in properties
         result = evaluate(
             self.model, species, i, j, vectors,
             forces=True, virial=want_stress, atomic_virials=want_atomic,
-            chunk_pairs=self.chunk_pairs,
+            chunk_pairs=self.chunk_pairs, geometry=(positions, cell, shifts), dtype=self.dtype,
         )
         energies = result.energies.detach().cpu().double().numpy()
         self.results["energies"] = energies

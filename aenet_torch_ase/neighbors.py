@@ -147,19 +147,22 @@ class NeighborList:
         return i, j, shifts
 
     def pairs(self, positions: Tensor, cell: Tensor, pbc: Tensor, numbers: Tensor | None = None,
-              dtype: torch.dtype = torch.float64, within_cutoff: bool = True):
+              dtype: torch.dtype = torch.float64, within_cutoff: bool = True, vectors: bool = True):
         """(i, j, shifts, vectors) of the pairs inside the cutoff; vectors
         (P, 3) = r_j - r_i + shifts . cell in `dtype`. `numbers` (atomic
         numbers or species) only tells the list when to rebuild.
         within_cutoff=False returns the whole (cutoff + skin) list, for
         consumers that ignore pairs beyond the cutoff themselves (the
-        descriptor does): it saves a compaction per call."""
+        descriptor does): it saves a compaction per call; with it,
+        vectors=False returns None for the vectors (for consumers that make
+        them from positions and shifts themselves)."""
         positions = positions.to(torch.float64)
         cell = cell.to(torch.float64)
         pbc = pbc.to(device=positions.device, dtype=torch.bool)
         if self.skin <= 0.0:
             i, j, shifts = self._build(positions, cell, pbc, self.cutoff)
-            return i, j, shifts, pair_vectors(positions, cell, i, j, shifts).to(dtype)
+            v = pair_vectors(positions, cell, i, j, shifts).to(dtype) if vectors or within_cutoff else None
+            return i, j, shifts, v
         if not self._reusable(positions, cell, pbc, numbers):
             self._saved = None  # the old list goes before the new one is built (peak memory)
             i, j, shifts = self._build(positions, cell, pbc, self.cutoff + self.skin)
@@ -173,7 +176,8 @@ class NeighborList:
         from .potential import compiled_kernels
 
         if not within_cutoff:
-            return s["i"], s["j"], s["shifts"], pair_vectors(positions, cell, s["i"], s["j"], s["shifts"]).to(dtype)
+            v = pair_vectors(positions, cell, s["i"], s["j"], s["shifts"]).to(dtype) if vectors else None
+            return s["i"], s["j"], s["shifts"], v
         if compiled_kernels.usable(positions):
             i, j, shifts, vectors = compiled_kernels.pairs_within(positions, cell, s["i"], s["j"], s["shifts"],
                                                                   self.cutoff)

@@ -135,6 +135,27 @@ def test_energy_only_evaluation_equals_full(tiny_potential):
     torch.testing.assert_close(only.energies, torch_path.energies, rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_evaluation_from_positions_and_shifts_equals_from_vectors(tiny_potential, compiled):
+    """geometry = (positions, cell, shifts) instead of pair vectors (the
+    calculator's compiled path makes them on the fly): the same results,
+    through either path."""
+    calc = AenetTorch(tiny_potential)
+    atoms = random_structure(24, [[7.5, 0.0, 0.0], [2.0, 8.0, 0.0], [-1.0, 1.5, 8.5]], True, seed=12)
+    species, pos, cell, pbc = calc._validated_tensors(atoms)
+    i, j, s, v = calc._neighbors.pairs(pos, cell, pbc, species, within_cutoff=False)
+    assert bool((s != 0).any())  # lattice translations are exercised
+    compiled_kernels.enabled = compiled
+    try:
+        a = evaluate(calc.model, species, i, j, v, atomic_virials=True)
+        b = evaluate(calc.model, species, i, j, None, atomic_virials=True, geometry=(pos, cell, s),
+                     dtype=torch.float64)
+    finally:
+        compiled_kernels.enabled = True
+    for name in ("energies", "forces", "virial", "atomic_virials"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=0, atol=1e-12)
+
+
 def test_chunked_evaluation_equals_one_chunk(tiny_potential):
     calc = AenetTorch(tiny_potential)
     atoms = random_structure(40, np.diag([9.0, 9.0, 9.0]), True, seed=8)

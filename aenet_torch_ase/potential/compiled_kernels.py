@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from typing import Optional
 
 import numpy as np
 import torch
@@ -100,6 +101,9 @@ if AVAILABLE and hasattr(os, "register_at_fork"):
 CHUNK = 16
 #: an empty index array: "all centres" / "the neighbour's species is given per pair"
 NONE = np.empty(0, dtype=np.int64)
+#: no (positions, cell, shifts): the kernels read the pair vectors
+NO_GEOMETRY = (np.zeros((0, 3)), np.zeros((3, 3)), np.zeros((0, 3), dtype=np.int32))
+NO_VECTORS = np.zeros((0, 3))
 
 
 def usable(vectors: Tensor) -> bool:
@@ -197,21 +201,35 @@ _SIN_HALF_PI = math.sin(PI_AENET / 2.0)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _radial_members(vectors, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
+def _radial_members(vectors, geometry, center, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
                     idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca):
     """Pairs of one centre inside the radial cutoff into the scratch arrays
     (unit vector, r, Chebyshev argument, fc, dfc/dr, typespin weight);
     returns (n radial, n angular) with the angular members' slots in a_idx
     and their angular fc, dfc/dr in fca, dfca. The neighbour's species is
-    spec[p] (jidx empty) or spec[jidx[p]] (jidx = the pairs' neighbours)."""
+    spec[p] (jidx empty) or spec[jidx[p]] (jidx = the pairs' neighbours).
+    The pair vector is vectors[p], or, when geometry = (positions, cell,
+    shifts) has shifts, r_j - r_center + shifts[p] . cell (no (P, 3) array)."""
     n = 0
     rc2 = rc_r * rc_r
     rmin2 = rmin * rmin
     identity = order.shape[0] == 0
     per_pair = jidx.shape[0] == 0
+    positions, cell, shifts = geometry
+    geometric = shifts.shape[0] > 0
+    cx = cy = cz = 0.0
+    if geometric:
+        cx, cy, cz = positions[center, 0], positions[center, 1], positions[center, 2]
     for s in range(p0, p1):  # compaction without branches (a third of the skin list is outside)
         p = s if identity else order[s]
-        vx, vy, vz = vectors[p, 0], vectors[p, 1], vectors[p, 2]
+        if geometric:
+            jj = jidx[p]
+            s0, s1, s2 = shifts[p, 0], shifts[p, 1], shifts[p, 2]
+            vx = positions[jj, 0] - cx + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
+            vy = positions[jj, 1] - cy + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
+            vz = positions[jj, 2] - cz + s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
+        else:
+            vx, vy, vz = vectors[p, 0], vectors[p, 1], vectors[p, 2]
         d2 = vx * vx + vy * vy + vz * vz
         idx[n] = p
         ux[n] = vx
@@ -400,7 +418,7 @@ def _center_of(centers, c):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def descriptor_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
+def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                       weighted, slope, legacy, rmin, out):
     """out[i] = [R (nr), A (na), Rw (nr), Aw (na)] for each centre i in
     `centers` (empty: all); rows of other centres are not touched."""
@@ -417,14 +435,14 @@ def descriptor_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r
         t_prev, t_cur, wfc = np.empty(width), np.empty(width), np.empty(width)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
-            n, m = _radial_members(vectors, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
+            n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
                                    rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(out[i], n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
                                T, t_prev, t_cur, wfc)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def gradient_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
+def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                     weighted, slope, legacy, rmin, grad_features, grad_vectors):
     """grad_vectors[p] = dE/dv_p from grad_features = dE/dG (rows of the
     centres), for the pairs of `centers` (empty: all)."""
@@ -450,7 +468,7 @@ def gradient_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, 
                 grad_vectors[p, 0] = 0.0
                 grad_vectors[p, 1] = 0.0
                 grad_vectors[p, 2] = 0.0
-            n, m = _radial_members(vectors, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
+            n, m = _radial_members(vectors, geometry, i, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
@@ -528,7 +546,7 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def model_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
+def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                  weighted, slope, legacy, rmin, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale,
                  e_shift, energies, want_forces, f_parts, w_parts, wa_parts, want_atomic):
     """The whole model in one pass per centre, as Fortran aenet does: for
@@ -564,7 +582,8 @@ def model_kernel(vectors, spec, jidx, order, starts, centers, weights, rc_r, nr,
         gx, gy, gz = np.empty(width), np.empty(width), np.empty(width)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
-            n, m = _radial_members(vectors, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r, rc_a, rmin,
+            n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights,
+                                   rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
                                T, t_prev, t_cur, sa)
@@ -712,7 +731,7 @@ class CompiledChebyshev(torch.autograd.Function):
         ns = neighbor_species.detach().cpu().numpy().astype(np.int64, copy=False)
         out = np.empty((n_centers, descriptor.n_features))
         with torch_threads(dynamic=True):
-            descriptor_kernel(v, ns, NONE, order, starts, NONE, *_settings(descriptor, vectors.dtype), out)
+            descriptor_kernel(v, NO_GEOMETRY, ns, NONE, order, starts, NONE, *_settings(descriptor, vectors.dtype), out)
         ctx.descriptor = descriptor
         ctx.arrays = (v, ns, order, starts)
         ctx.n_centers = n_centers
@@ -732,7 +751,7 @@ class CompiledChebyshev(torch.autograd.Function):
         v, ns, order, starts = ctx.arrays
         grad = np.empty_like(v)
         with torch_threads(dynamic=True):
-            gradient_kernel(v, ns, NONE, order, starts, NONE, *_settings(d, grad_out.dtype), _numpy64(grad_out),
+            gradient_kernel(v, NO_GEOMETRY, ns, NONE, order, starts, NONE, *_settings(d, grad_out.dtype), _numpy64(grad_out),
                             grad)
         return torch.from_numpy(grad).to(grad_out.dtype), None, None, None, None
 
@@ -895,20 +914,27 @@ def pack_networks(model):
             e_scale, e_shift)
 
 
-def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vectors: Tensor, *,
-                   gradients: bool, atomic_virials: bool):
+def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vectors: Optional[Tensor], *,
+                   gradients: bool, atomic_virials: bool, geometry=None, dtype: Optional[torch.dtype] = None):
     """Atomic energies, forces, virial and per-atom virials of `model` (see
     `evaluate.evaluate`) through `model_kernel`, one setup's centres at a
     time: descriptors, networks and their derivatives in one pass per
-    centre. No per-pair array is made beyond the inputs. Returns
-    (energies, forces, virial, atomic virials or None) as tensors in the
-    dtype of `vectors` (computed in float64; forces etc. None without
-    `gradients`)."""
-    dtype = vectors.dtype
+    centre. No per-pair array is made beyond the inputs. Without
+    `vectors`, geometry = (positions (N, 3), cell (3, 3), shifts (P, 3))
+    gives them as r_j - r_i + shifts . cell, computed where needed. Returns
+    (energies, forces, virial, atomic virials or None) as tensors in
+    `dtype` (default: that of `vectors`; computed in float64; forces etc.
+    None without `gradients`)."""
+    dtype = dtype or vectors.dtype
     n = species.shape[0]
     with torch_threads():
         order, starts = center_order(_int64(pair_i), n)
-    v = _numpy64(vectors)
+    if vectors is None:
+        positions, cell, shifts = geometry
+        v = NO_VECTORS
+        geom = (_numpy64(positions), _numpy64(cell), shifts.detach().cpu().numpy().astype(np.int32, copy=False))
+    else:
+        v, geom = _numpy64(vectors), NO_GEOMETRY
     spec = _int64(species)
     jn = _int64(pair_j)
     if len(model.descriptors) == 1:
@@ -925,7 +951,7 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
         wa_parts = np.zeros((threads if atomic_virials else 0, n, 3, 3))
         for d, centers in zip(model.descriptors, centers_of_setup):
             if centers is NONE or centers.size:
-                model_kernel(v, spec, jn, order, starts, centers, *_settings(d, dtype), *networks, energies,
+                model_kernel(v, geom, spec, jn, order, starts, centers, *_settings(d, dtype), *networks, energies,
                              gradients, f_parts, w_parts, wa_parts, atomic_virials)
     e = torch.from_numpy(energies).to(dtype)
     if not gradients:

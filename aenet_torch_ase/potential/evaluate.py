@@ -70,27 +70,36 @@ def evaluate(
     species: Tensor,
     pair_i: Tensor,
     pair_j: Tensor,
-    vectors: Tensor,
+    vectors: Optional[Tensor],
     *,
     forces: bool = True,
     virial: bool = True,
     atomic_virials: bool = False,
     chunk_pairs: Optional[int] = None,
+    geometry: Optional[tuple] = None,
+    dtype: Optional[torch.dtype] = None,
 ) -> Evaluation:
     """Evaluate `model` on one structure (or a disjoint union of structures).
 
     species: (N,) int64 element indices; pair_i, pair_j: (P,) int64, a full
     list (each pair in both directions, any order); vectors: (P, 3) in the
-    model's dtype, r_j - r_i + lattice shift (Angstrom). chunk_pairs: pairs
-    per chunk of centres (default: by the kernels in use).
+    model's dtype, r_j - r_i + lattice shift (Angstrom); or None with
+    geometry = (positions (N, 3), cell (3, 3), shifts (P, 3)) and `dtype`:
+    the vectors r_j - r_i + shifts . cell are then made only where needed
+    (the compiled kernels compute them on the fly). chunk_pairs: pairs per
+    chunk of centres of the torch path.
     """
     need_grad = forces or virial or atomic_virials
-    if compiled_kernels.usable(vectors) and compiled_kernels.serves(model):
+    if compiled_kernels.usable(species) and compiled_kernels.serves(model):
         # the whole structure at once: no (pairs x orders) or per-pair gradient arrays, memory stays bounded
-        e, f, w, wa = compiled_kernels.evaluate_model(model, species, pair_i, pair_j, vectors,
-                                                      gradients=need_grad, atomic_virials=atomic_virials)
+        e, f, w, wa = compiled_kernels.evaluate_model(model, species, pair_i, pair_j, vectors, geometry=geometry,
+                                                      dtype=dtype, gradients=need_grad,
+                                                      atomic_virials=atomic_virials)
         return Evaluation(energies=e, forces=f if forces else None, virial=w if virial else None,
                           atomic_virials=wa)
+    if vectors is None:
+        positions, cell, shifts = geometry
+        vectors = (positions[pair_j] - positions[pair_i] + shifts.to(positions.dtype) @ cell).to(dtype)
     if chunk_pairs is None:
         chunk_pairs = DEFAULT_CHUNK_PAIRS
     if pair_i.numel() > chunk_pairs and not bool((pair_i[1:] >= pair_i[:-1]).all()):
