@@ -69,6 +69,45 @@ def test_own_nose_hoover_chain_equals_ases():
         assert abs(e - e0) < 2e-4 * len(a)
 
 
+def test_own_mtk_barostat_equals_ases():
+    """The package's masked MTK integrator (the tensile test's lateral
+    barostat) is ASE's MaskedMTKNPT, with one calculator call per step, and
+    conserves its energy."""
+    from ase.md.nose_hoover_chain import MaskedMTKNPT
+
+    from aenet_torch_ase.md.barostat import MaskedMTK
+
+    a = bulk("Li", "fcc", a=4.11, cubic=True).repeat(2)
+    a.rattle(0.05, seed=1)
+    a.set_momenta(np.random.default_rng(0).normal(0, 0.3, (len(a), 3)))
+    b = a.copy()
+    a.calc, b.calc = BinaryLennardJones(), BinaryLennardJones()
+    mask = np.array([True, False, True])
+    ours = MaskedMTK(a, 2 * units.fs, 300.0, 1e-3, 100 * units.fs, 200 * units.fs, mask)
+    theirs = MaskedMTKNPT(b, 2 * units.fs, temperature_K=300.0, pressure_au=1e-3, tdamp=100 * units.fs,
+                          pdamp=200 * units.fs, mask=mask)
+    calls = [0]
+    calculate = a.calc.calculate
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return calculate(*args, **kwargs)
+
+    a.calc.calculate = counted
+    ours.run(100)
+    theirs.run(100)
+    assert calls[0] == 101  # one per step, and the first step's start
+    assert abs(a.cell[0, 0] - 4.11 * 2) > 1e-3 and a.cell[1, 1] == pytest.approx(4.11 * 2, abs=1e-12)
+    np.testing.assert_allclose(a.cell.array, b.cell.array, atol=1e-10)
+    np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
+    np.testing.assert_allclose(a.get_momenta(), b.get_momenta(), atol=1e-10)
+    np.testing.assert_allclose(ours.p_c, theirs._p_c, atol=1e-10)
+    e0 = ours.conserved_energy()
+    assert e0 == pytest.approx(theirs.get_conserved_energy(), abs=1e-8)
+    ours.run(200)
+    assert abs(ours.conserved_energy() - e0) < 2e-4 * len(a)
+
+
 def test_cross_section_of_a_rod_a_sphere_and_a_film(lj_unit):
     """A crystal rod's cross-section is its width x depth; a sphere cut at R
     from a bulk, ~pi R^2; a film periodic across the axis, the cell's face."""

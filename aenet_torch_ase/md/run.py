@@ -7,8 +7,9 @@ Stages: `minimize` (CG, fixed cell) -> `relax` (Nose-Hoover chain NVT) ->
 - tensile / compress: the box length along the axis follows
   L(t) = L0 (1 + rate t) exactly (like LAMMPS `fix deform ... erate`,
   positions remapped affinely, velocities unchanged) while the two lateral
-  axes are held at the target pressure by ASE's MTK barostat
-  (`MaskedMTKNPT`, thermostat on), or kept fixed (NVT) with lateral="fixed";
+  axes are held at the target pressure by an MTK barostat (`md.barostat`,
+  ASE's MaskedMTKNPT algorithm, thermostat on), or kept fixed (NVT) with
+  lateral="fixed";
 - pull (particles, stacks; non-periodic): two grips, the atoms in the
   lowest `fixed_fraction` and the highest `pulled_fraction` of the extent
   along the axis, are rigid (held by FixAtoms, not thermostatted, not
@@ -113,11 +114,13 @@ class _Dynamics:
 
     NVT stages use the package's Nose-Hoover chain (`md.thermostat`: the
     grips of a pull test are not integrated and not counted as degrees of
-    freedom); the barostatted tensile load uses ASE's MTK integrator."""
+    freedom); the barostatted tensile load, the package's MTK integrator
+    (`md.barostat`, equal to ASE's MaskedMTKNPT). Both call `_apply_load`
+    after the drift, before the force evaluation, so a step costs one
+    energy/force/stress call."""
 
     def __init__(self, atoms, protocol: Protocol, stage: str, reference: dict):
-        from ase.md.nose_hoover_chain import MaskedMTKNPT
-
+        from .barostat import MaskedMTK
         from .thermostat import NoseHooverChainNVT
 
         p = protocol
@@ -126,25 +129,13 @@ class _Dynamics:
         dt = p.timestep * units.fs
         self.barostat = stage == "load" and p.mode in ("tensile", "compress") and p.lateral == "npt"
         self._step = 0
+        after_drift = lambda q: self._apply_load(self._step, q)  # noqa: E731
         if self.barostat:
-            # a numpy mask: ASE 3.29's MaskedMTKNPT indexes with it, and a tuple of
-            # booleans there silently selects nothing (the barostat would never move)
             mask = np.array([k != self.axis for k in range(3)])
-            self.dyn = MaskedMTKNPT(atoms, dt, temperature_K=p.temperature, pressure_au=p.pressure * 1e-4 * GPA,
-                                    tdamp=p.tdamp * units.fs, pdamp=p.pdamp * units.fs, mask=mask)
-            # The box deformation is applied inside the drift of each step, before
-            # the force evaluation, so that a step costs one energy/force/stress
-            # call (applying it after the step would invalidate the forces).
-            drift = self.dyn._integrate_q_cell
-
-            def drift_then_load(delta):
-                drift(delta)
-                self._apply_load(self._step, self.dyn._q)
-
-            self.dyn._integrate_q_cell = drift_then_load
+            self.dyn = MaskedMTK(atoms, dt, p.temperature, p.pressure * 1e-4 * GPA, p.tdamp * units.fs,
+                                 p.pdamp * units.fs, mask, after_drift=after_drift)
         else:
-            self.dyn = NoseHooverChainNVT(atoms, dt, p.temperature, p.tdamp * units.fs,
-                                          after_drift=lambda q: self._apply_load(self._step, q))
+            self.dyn = NoseHooverChainNVT(atoms, dt, p.temperature, p.tdamp * units.fs, after_drift=after_drift)
 
     def _apply_load(self, step: int, q: np.ndarray):
         p = self.p
@@ -153,7 +144,7 @@ class _Dynamics:
         if p.mode in ("tensile", "compress"):
             target = self.ref["L0"] * (1.0 + p.rate_per_fs * p.timestep * step)
             if self.barostat:
-                h = self.dyn._h
+                h = self.dyn.h
                 factor = target / h[self.axis, self.axis]
                 h[:, self.axis] *= factor
             else:
@@ -177,8 +168,8 @@ class _Dynamics:
     def state(self) -> dict:
         d = self.dyn
         if self.barostat:
-            out = {"q": d._q, "p": d._p, "eta": d._thermostat._eta, "p_eta": d._thermostat._p_eta,
-                   "h": d._h, "p_c": d._p_c, "xi": d._barostat._xi, "p_xi": d._barostat._p_xi}
+            out = {"q": d.q, "p": d.p, "eta": d.thermostat.eta, "p_eta": d.thermostat.p_eta,
+                   "h": d.h, "p_c": d.p_c, "xi": d.barostat.eta, "p_xi": d.barostat.p_eta}
         else:
             out = {"q": d.q, "p": d.p, "eta": d.eta, "p_eta": d.p_eta}
         out["cell"] = self.atoms.cell.array
@@ -188,10 +179,11 @@ class _Dynamics:
         d = self.dyn
         self.atoms.set_cell(s["cell"], scale_atoms=False)
         if self.barostat:
-            d._q, d._p = s["q"].copy(), s["p"].copy()
-            d._thermostat._eta, d._thermostat._p_eta = s["eta"].copy(), s["p_eta"].copy()
-            d._h, d._p_c = s["h"].copy(), s["p_c"].copy()
-            d._barostat._xi, d._barostat._p_xi = s["xi"].copy(), s["p_xi"].copy()
+            d.q, d.p = s["q"].copy(), s["p"].copy()
+            d.thermostat.eta, d.thermostat.p_eta = s["eta"].copy(), s["p_eta"].copy()
+            d.h, d.p_c = s["h"].copy(), s["p_c"].copy()
+            d.barostat.eta, d.barostat.p_eta = s["xi"].copy(), s["p_xi"].copy()
+            d._forces = d._stress = None
         else:
             d.q, d.p, d.eta, d.p_eta = s["q"].copy(), s["p"].copy(), s["eta"].copy(), s["p_eta"].copy()
         d._update_atoms()

@@ -41,6 +41,55 @@ def held_atoms(atoms) -> np.ndarray:
     return held
 
 
+class NoseHooverChain:
+    """A Nose-Hoover chain acting on one set of momenta (atoms' or a cell's).
+
+    ndof: degrees of freedom of those momenta; tau: damping time (ASE time
+    units); masses Q_0 = ndof kT tau^2, Q_j = kT tau^2. `integrate` takes
+    `twice_kinetic()` (sum p^2 / m of the momenta now) and `scale(f)`
+    (multiply them by f). ASE's `NoseHooverChainThermostat` and
+    `MTKBarostat` chains, operation for operation.
+    """
+
+    def __init__(self, ndof: int, kT: float, tau: float, length: int = 3, loops: int = 1):
+        self.ndof, self.kT, self.loops = int(ndof), float(kT), int(loops)
+        self.Q = np.full(length, kT * tau**2)
+        self.Q[0] *= self.ndof
+        self.eta = np.zeros(length)
+        self.p_eta = np.zeros(length)
+
+    def integrate(self, twice_kinetic: Callable[[], float], scale: Callable[[float], None], delta: float) -> None:
+        for _ in range(self.loops):
+            for w in _SY4:
+                self._substep(twice_kinetic, scale, w * delta / self.loops)
+
+    def energy(self) -> float:
+        """The chain's energy (eV)."""
+        return float(self.ndof * self.kT * self.eta[0] + self.kT * self.eta[1:].sum()
+                     + (0.5 * self.p_eta**2 / self.Q).sum())
+
+    def _substep(self, twice_kinetic, scale, delta: float) -> None:
+        n = len(self.eta)
+        for j in reversed(range(n)):
+            self._kick(j, twice_kinetic, delta)
+        self.eta += delta * self.p_eta / self.Q
+        scale(np.exp(-delta * self.p_eta[0] / self.Q[0]))
+        for j in range(n):
+            self._kick(j, twice_kinetic, delta)
+
+    def _kick(self, j: int, twice_kinetic, delta: float) -> None:
+        last = j == len(self.eta) - 1
+        if not last:
+            self.p_eta[j] *= np.exp(-delta / 4 * self.p_eta[j + 1] / self.Q[j + 1])
+        if j == 0:
+            g = twice_kinetic() - self.ndof * self.kT
+        else:
+            g = self.p_eta[j - 1] ** 2 / self.Q[j - 1] - self.kT
+        self.p_eta[j] += delta / 2 * g
+        if not last:
+            self.p_eta[j] *= np.exp(-delta / 4 * self.p_eta[j + 1] / self.Q[j + 1])
+
+
 class NoseHooverChainNVT:
     """NVT of the atoms not held by `FixAtoms`; one force call per step.
 
@@ -53,19 +102,18 @@ class NoseHooverChainNVT:
                  tloop: int = 1, after_drift: Optional[Callable[[np.ndarray], None]] = None):
         self.atoms = atoms
         self.dt = float(timestep)
-        self.tloop = int(tloop)
         self.after_drift = after_drift
         self.free = ~held_atoms(atoms)
         self.masses = atoms.get_masses()[:, None]
         self.kT = units.kB * temperature_K
-        self.ndof = 3 * int(self.free.sum())
-        self.Q = np.full(tchain, self.kT * tdamp**2)
-        self.Q[0] *= self.ndof
-        self.eta = np.zeros(tchain)
-        self.p_eta = np.zeros(tchain)
+        self.chain = NoseHooverChain(3 * int(self.free.sum()), self.kT, tdamp, tchain, tloop)
         self.q = atoms.get_positions()
         self.p = atoms.get_momenta()
         self.p[~self.free] = 0.0
+
+    # the chain's state, as checkpoints store it
+    eta = property(lambda self: self.chain.eta, lambda self, v: setattr(self.chain, "eta", v))
+    p_eta = property(lambda self: self.chain.p_eta, lambda self, v: setattr(self.chain, "p_eta", v))
 
     # -- one step
     def step(self) -> None:
@@ -87,8 +135,7 @@ class NoseHooverChainNVT:
     def thermostat_energy(self) -> float:
         """The chain's energy (eV): with the kinetic and potential energy, the
         conserved quantity."""
-        return float(self.ndof * self.kT * self.eta[0] + self.kT * self.eta[1:].sum()
-                     + (0.5 * self.p_eta**2 / self.Q).sum())
+        return self.chain.energy()
 
     # -- parts
     def _update_atoms(self) -> None:
@@ -101,28 +148,9 @@ class NoseHooverChainNVT:
         return self.atoms.get_forces(md=True)
 
     def _chain(self, delta: float) -> None:
-        for _ in range(self.tloop):
-            for w in _SY4:
-                self._chain_substep(w * delta / self.tloop)
+        free, m = self.free, self.masses[self.free]
 
-    def _chain_substep(self, delta: float) -> None:
-        n = len(self.eta)
-        for j in reversed(range(n)):
-            self._kick_p_eta(j, delta)
-        self.eta += delta * self.p_eta / self.Q
-        self.p[self.free] *= np.exp(-delta * self.p_eta[0] / self.Q[0])
-        for j in range(n):
-            self._kick_p_eta(j, delta)
+        def scale(f):
+            self.p[free] *= f
 
-    def _kick_p_eta(self, j: int, delta: float) -> None:
-        last = j == len(self.eta) - 1
-        if not last:
-            self.p_eta[j] *= np.exp(-delta / 4 * self.p_eta[j + 1] / self.Q[j + 1])
-        if j == 0:
-            p = self.p[self.free]
-            g = np.sum(p**2 / self.masses[self.free]) - self.ndof * self.kT
-        else:
-            g = self.p_eta[j - 1] ** 2 / self.Q[j - 1] - self.kT
-        self.p_eta[j] += delta / 2 * g
-        if not last:
-            self.p_eta[j] *= np.exp(-delta / 4 * self.p_eta[j + 1] / self.Q[j + 1])
+        self.chain.integrate(lambda: np.sum(self.p[free] ** 2 / m), scale, delta)
