@@ -417,6 +417,18 @@ def _center_of(centers, c):
     return centers[c] if centers.shape[0] > 0 else c
 
 
+@njit(cache=True)
+def _scratch(width, K):
+    """One thread's arrays for a centre's members (width: most pairs of a
+    centre) and Chebyshev values (K orders): T, dT, idx, a_idx, then the
+    float rows ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur,
+    u_prev, u_cur, sa, sb, sc, sd, gx, gy, gz."""
+    e = np.empty
+    return (e(K), e(K), e(width, dtype=np.int64), e(width, dtype=np.int64), e(width), e(width), e(width), e(width),
+            e(width), e(width), e(width), e(width), e(width), e(width), e(width), e(width), e(width), e(width),
+            e(width), e(width), e(width), e(width), e(width), e(width), e(width))
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                       weighted, slope, legacy, rmin, out):
@@ -426,19 +438,14 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
     for chunk in prange(n_chunks):
-        T = np.empty(max(nr, na))
-        idx = np.empty(width, dtype=np.int64)
-        a_idx = np.empty(width, dtype=np.int64)
-        ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
-        r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        fca, dfca = np.empty(width), np.empty(width)
-        t_prev, t_cur, wfc = np.empty(width), np.empty(width), np.empty(width)
+        (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
+         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na))
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
                                    rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(out[i], n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               T, t_prev, t_cur, wfc)
+                               T, t_prev, t_cur, sa)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -450,16 +457,8 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
     for chunk in prange(n_chunks):
-        K = max(nr, na)
-        T, dT = np.empty(K), np.empty(K)
-        idx = np.empty(width, dtype=np.int64)
-        a_idx = np.empty(width, dtype=np.int64)
-        ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
-        r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        fca, dfca = np.empty(width), np.empty(width)
-        t_prev, t_cur, u_prev, u_cur = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        sa, sb, sc, sd = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        gx, gy, gz = np.empty(width), np.empty(width), np.empty(width)
+        (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
+         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na))
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -568,18 +567,10 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         tid = numba.get_thread_id()
         f = f_parts[tid]
         wv = w_parts[tid]
-        K = max(nr, na)
-        T, dT = np.empty(K), np.empty(K)
         row, grad, z = np.empty(n_features), np.empty(widest_layer), np.empty(widest_layer)
         h, dh = np.empty((sizes.shape[1], widest_layer)), np.empty((sizes.shape[1], widest_layer))
-        idx = np.empty(width, dtype=np.int64)
-        a_idx = np.empty(width, dtype=np.int64)
-        ux, uy, uz = np.empty(width), np.empty(width), np.empty(width)
-        r, x, fc, dfc, w = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        fca, dfca = np.empty(width), np.empty(width)
-        t_prev, t_cur, u_prev, u_cur = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        sa, sb, sc, sd = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
-        gx, gy, gz = np.empty(width), np.empty(width), np.empty(width)
+        (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
+         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na))
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights,
