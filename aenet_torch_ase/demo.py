@@ -75,16 +75,15 @@ def equilibrate_volume(atoms, calc, *, temperature: float = 300.0, time_ps: floa
     (three box lengths, Tdamp 100 fs, Pdamp 500 fs, dt 1 fs), lengths averaged
     over the second half, positions scaled into that box and minimised. So
     that the NVT stage of the demo starts near zero stress."""
-    from ase.md.nose_hoover_chain import MaskedMTKNPT
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
+    from .md.barostat import MaskedMTK
     from .md.run import minimize
     from .md.stress import GPA
 
     atoms.calc = calc
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
-    dyn = MaskedMTKNPT(atoms, units.fs, temperature_K=temperature, pressure_au=1e-4 * GPA,
-                       tdamp=100 * units.fs, pdamp=500 * units.fs, mask=np.array([True, True, True]))
+    dyn = MaskedMTK(atoms, units.fs, temperature, 1e-4 * GPA, 100 * units.fs, 500 * units.fs, [True, True, True])
     steps = int(time_ps * 1000)
     lengths = []
     for k in range(0, steps, 10):
