@@ -851,6 +851,25 @@ def pairs_within(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: 
     return torch.from_numpy(oi), torch.from_numpy(oj), torch.from_numpy(os_), torch.from_numpy(ov)
 
 
+#: the last pair list's (weak reference, version, n, order, starts): a reused
+#: neighbour list hands the same tensor call after call
+_last_view = [None]
+
+
+def centre_view(pair_i: Tensor, n: int):
+    """`center_order` of `pair_i`, remembered for the same tensor object
+    (same version, not modified in place) between calls."""
+    import weakref
+
+    last = _last_view[0]
+    if last is not None and last[0]() is pair_i and last[1] == pair_i._version and last[2] == n:
+        return last[3], last[4]
+    with torch_threads():
+        order, starts = center_order(_int64(pair_i), n)
+    _last_view[0] = (weakref.ref(pair_i), pair_i._version, n, order, starts)
+    return order, starts
+
+
 def _int64(t: Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.int64, copy=False)
 
@@ -918,8 +937,7 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     None without `gradients`)."""
     dtype = dtype or vectors.dtype
     n = species.shape[0]
-    with torch_threads():
-        order, starts = center_order(_int64(pair_i), n)
+    order, starts = centre_view(pair_i, n)
     if vectors is None:
         positions, cell, shifts = geometry
         v = NO_VECTORS
