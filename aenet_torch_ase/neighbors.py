@@ -38,7 +38,11 @@ def check_cell_images(cell, pbc, cutoff: float, n_atoms: int, max_pairs: int = D
     if len(periodic) == 0 or n_atoms == 0:
         return
     heights = {}
-    for k in periodic:
+    if pbc.all() and abs(np.linalg.det(cell)) > 0:
+        # the distance between the lattice planes normal to reciprocal vector k is 1 / |b_k|,
+        # b_k the columns of cell^-1 (one small inverse: this runs at every MD step)
+        heights = dict(enumerate(1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)))
+    for k in periodic if not heights else ():
         a, b = [cell[m] for m in range(3) if m != k]
         normal = np.cross(a, b)
         if not pbc.all():  # heights within the periodic sub-lattice only

@@ -350,3 +350,27 @@ def test_centre_view_is_remembered_only_for_the_same_unmodified_list():
     order, starts = compiled_kernels.centre_view(b, 3)
     np.testing.assert_array_equal(starts, [0, 1, 4, 6])
     np.testing.assert_array_equal(b.numpy()[order], [0, 1, 1, 1, 2, 2])
+
+
+def test_packed_networks_follow_changed_weights(tiny_potential, triclinic_cell):
+    """The networks packed for the compiled kernels are remembered between
+    calls, and redone when a weight changes in place or is replaced."""
+    calc = AenetTorch(tiny_potential)
+    atoms = triclinic_cell.copy()
+    atoms.calc = calc
+    e0 = atoms.get_potential_energy()
+    layer = calc.model.networks[0].layers[0]
+    with torch.no_grad():
+        layer.bias += 0.1  # in place
+    calc.reset()
+    e1 = atoms.get_potential_energy()
+    layer.bias = torch.nn.Parameter(layer.bias.detach() - 0.1)  # a new tensor with the old values
+    calc.reset()
+    e2 = atoms.get_potential_energy()
+    compiled_kernels.enabled = False
+    try:
+        calc.reset()
+        e2_torch = atoms.get_potential_energy()
+    finally:
+        compiled_kernels.enabled = True
+    assert abs(e1 - e0) > 1e-3 and e2 == pytest.approx(e0, abs=1e-10) and e2 == pytest.approx(e2_torch, abs=1e-10)

@@ -888,6 +888,26 @@ def serves(model) -> bool:
         for net in model.networks)
 
 
+#: (model, its networks' tensors (weak references), their versions, packed arrays) of the last call
+_last_pack = [None]
+
+
+def packed_networks(model):
+    """`pack_networks`, remembered while the model's parameters and buffers
+    are the same tensors, not modified in place (training changes them)."""
+    import weakref
+
+    tensors = [t for net in model.networks for t in (*net.parameters(), *net.buffers())]
+    versions = [t._version for t in tensors]
+    last = _last_pack[0]
+    if last is not None and last[0]() is model and last[2] == versions and len(last[1]) == len(tensors) \
+            and all(ref() is t for ref, t in zip(last[1], tensors)):
+        return last[3]
+    packed = pack_networks(model)
+    _last_pack[0] = (weakref.ref(model), [weakref.ref(t) for t in tensors], versions, packed)
+    return packed
+
+
 def pack_networks(model):
     """The per-element networks as flat float64 arrays for `model_kernel`:
     (n_layers (S,), sizes (S, L+1), activation codes (S, L), weights
@@ -951,7 +971,7 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     else:
         setup = np.asarray(model.descriptor_of_element, dtype=np.int64)[spec]
         centers_of_setup = [np.flatnonzero(setup == d).astype(np.int64) for d in range(len(model.descriptors))]
-    networks = pack_networks(model)
+    networks = packed_networks(model)
     energies = np.zeros(n)
     with torch_threads(dynamic=True):
         threads = numba.get_num_threads() if gradients else 0
