@@ -129,14 +129,8 @@ class MaskedMTK:
 
     def _kinetic_stress(self) -> np.ndarray:
         # ASE's Atoms.get_kinetic_stress (Voigt), from the current momenta and cell
-        stress = np.zeros(6)
-        comp = ((0, 5, 4), (5, 1, 3), (4, 3, 2))
-        invmass = 1.0 / self.masses[:, 0]
-        invvol = 1.0 / self._volume()
-        for a in range(3):
-            for b in range(a, 3):
-                stress[comp[a][b]] -= (self.p[:, a] * self.p[:, b] * invmass).sum() * invvol
-        return stress
+        s = -((self.p / self.masses).T @ self.p) / self._volume()
+        return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
     def _kick_cell(self, delta: float) -> None:
         self._evaluate()
