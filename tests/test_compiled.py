@@ -156,6 +156,20 @@ def test_evaluation_from_positions_and_shifts_equals_from_vectors(tiny_potential
         torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=0, atol=1e-12)
 
 
+def test_evaluation_of_a_shuffled_pair_list(tiny_potential):
+    """The compiled path sorts the pairs by centre itself: a shuffled list gives
+    the same energies, forces and virials."""
+    calc = AenetTorch(tiny_potential)
+    atoms = random_structure(30, np.diag([8.0, 8.5, 9.0]), True, seed=21)
+    species, pos, cell, pbc = calc._validated_tensors(atoms)
+    i, j, s, v = calc._neighbors.pairs(pos, cell, pbc, species)
+    perm = torch.randperm(i.numel(), generator=torch.Generator().manual_seed(3))
+    a = evaluate(calc.model, species, i, j, v, atomic_virials=True)
+    b = evaluate(calc.model, species, i[perm], j[perm], v[perm], atomic_virials=True)
+    for name in ("energies", "forces", "virial", "atomic_virials"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=0, atol=1e-12)
+
+
 def test_chunked_evaluation_equals_one_chunk(tiny_potential):
     calc = AenetTorch(tiny_potential)
     atoms = random_structure(40, np.diag([9.0, 9.0, 9.0]), True, seed=8)
