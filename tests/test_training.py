@@ -38,11 +38,18 @@ def setups(env=("Li", "Si")):
 # ---------------------------------------------------------------- descriptor derivatives
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("angular", ["2.0.4", "legacy"])
 @pytest.mark.parametrize("weighted", [True, False])
-def test_descriptor_jacobian_equals_autograd(angular, weighted):
+def test_descriptor_jacobian_equals_autograd(angular, weighted, compiled, monkeypatch):
     """Stored derivatives contracted with any dE/dG equal autograd through the
-    plain reference descriptor (both angular conventions, 1 and 2 species)."""
+    plain reference descriptor (both angular conventions, 1 and 2 species),
+    through the compiled kernel and through torch."""
+    from aenet_torch_ase.potential import compiled_kernels
+
+    if compiled and not compiled_kernels.AVAILABLE:
+        pytest.skip("numba not installed: no compiled path")
+    monkeypatch.setattr(compiled_kernels, "enabled", compiled)
     files = tiny_nn_files() if weighted else {"Li": tiny_nn_files()["Li"]}
     if not weighted:
         from dataclasses import replace

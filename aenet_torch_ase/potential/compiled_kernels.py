@@ -747,6 +747,66 @@ class CompiledChebyshev(torch.autograd.Function):
         return torch.from_numpy(grad).to(grad_out.dtype), None, None, None, None
 
 
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def angular_jacobian_kernel(va, starts, a_species, n_species, rc_a, na, legacy, slope, jac):
+    """Stored angular derivatives for force training (`descriptor_jacobian`):
+    for every triplet {p, q} of a centre (its angular pairs are
+    va[starts[c]:starts[c+1]]), d(f T_m)/dv_p = dT_m a_p + T_m b_p added to
+    row p * S + (species of q if S > 1) of jac (Pa * S, na, 3), and the same
+    for q. Rows belong to one centre: centres run in parallel without races."""
+    n_centers = starts.shape[0] - 1
+    for c in prange(n_centers):
+        T, dT = np.empty(na), np.empty(na)
+        for p in range(starts[c], starts[c + 1]):
+            vpx, vpy, vpz = va[p, 0], va[p, 1], va[p, 2]
+            rp = math.sqrt(vpx * vpx + vpy * vpy + vpz * vpz)
+            arg = rp * (PI_AENET / rc_a)
+            fcp = 0.5 * (math.cos(arg) + 1.0)
+            dfcp = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
+            for q in range(p + 1, starts[c + 1]):
+                vqx, vqy, vqz = va[q, 0], va[q, 1], va[q, 2]
+                rq = math.sqrt(vqx * vqx + vqy * vqy + vqz * vqz)
+                arg = rq * (PI_AENET / rc_a)
+                fcq = 0.5 * (math.cos(arg) + 1.0)
+                dfcq = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
+                cos = (vpx * vqx + vpy * vqy + vpz * vqz) / (rp * rq)
+                x = cos * slope - 1.0 if legacy else cos
+                _chebyshev_d(x, na, T, dT)
+                fs = fcp * fcq * slope
+                # d cos/d vp = vq/(rp rq) - cos vp/rp^2 ; d f/d vp = dfc_p fc_q vp/rp
+                apx = fs * (vqx / (rp * rq) - cos * vpx / (rp * rp))
+                apy = fs * (vqy / (rp * rq) - cos * vpy / (rp * rp))
+                apz = fs * (vqz / (rp * rq) - cos * vpz / (rp * rp))
+                aqx = fs * (vpx / (rp * rq) - cos * vqx / (rq * rq))
+                aqy = fs * (vpy / (rp * rq) - cos * vqy / (rq * rq))
+                aqz = fs * (vpz / (rp * rq) - cos * vqz / (rq * rq))
+                bp = dfcp * fcq / rp
+                bq = fcp * dfcq / rq
+                row_p = p * n_species + (a_species[q] if n_species > 1 else 0)
+                row_q = q * n_species + (a_species[p] if n_species > 1 else 0)
+                for m in range(na):
+                    jac[row_p, m, 0] += dT[m] * apx + T[m] * bp * vpx
+                    jac[row_p, m, 1] += dT[m] * apy + T[m] * bp * vpy
+                    jac[row_p, m, 2] += dT[m] * apz + T[m] * bp * vpz
+                    jac[row_q, m, 0] += dT[m] * aqx + T[m] * bq * vqx
+                    jac[row_q, m, 1] += dT[m] * aqy + T[m] * bq * vqy
+                    jac[row_q, m, 2] += dT[m] * aqz + T[m] * bq * vqz
+
+
+def angular_jacobian(va: Tensor, a_center: Tensor, a_species: Tensor, n_centers: int, n_species: int, rc_a: float,
+                     na: int, legacy: bool, slope: float) -> Optional[Tensor]:
+    """(Pa * S, na, 3) angular derivative rows of `descriptor_jacobian`, or
+    None when the angular pairs are not sorted by centre."""
+    order, starts = center_order(_int64(a_center), n_centers)
+    if order.size:
+        return None
+    jac = np.zeros((va.shape[0] * n_species, na, 3))
+    with torch_threads(dynamic=True):
+        angular_jacobian_kernel(_numpy64(va), starts, _int64(a_species), n_species, float(rc_a), na, legacy,
+                                float(slope) if legacy else 1.0, jac)
+    return torch.from_numpy(jac).to(va.dtype)
+
+
 @njit(parallel=True, cache=True)
 def pair_vectors_kernel(positions, cell, i, j, shifts, out):
     """out[p] = positions[j[p]] - positions[i[p]] + shifts[p] . cell."""

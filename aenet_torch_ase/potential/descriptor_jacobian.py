@@ -23,6 +23,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from . import compiled_kernels
 from .chebyshev_kernels import TripletTerms, radial_basis
 from .descriptor import ChebyshevDescriptor, angular_triplets
 
@@ -75,6 +76,23 @@ class DescriptorJacobian:
         return out.index_add(0, self.radial_pairs, g_radial).index_add(0, self.angular_pairs, g_angular)
 
 
+def _angular_jacobian_torch(d, va, a_center, a_species, n_centers: int, S: int, na: int) -> Tensor:
+    """(Pa * S, na, 3) angular rows (see `compiled_kernels.angular_jacobian`) in torch, chunked over triplets."""
+    first, second = angular_triplets(a_center, n_centers)
+    jac = torch.zeros(va.shape[0] * S, na, 3, dtype=va.dtype, device=va.device)
+    for t0 in range(0, first.numel(), TRIPLET_CHUNK):
+        f, s = first[t0 : t0 + TRIPLET_CHUNK], second[t0 : t0 + TRIPLET_CHUNK]
+        terms = TripletTerms(va, f, s, d.angular_cutoff, d.angular_order, d.legacy_angular)
+        a_p, b_p, a_q, b_q = terms.derivative_vectors()
+        dT, T = terms.dT.T.unsqueeze(2), terms.T.T.unsqueeze(2)  # (T, na, 1)
+        row_p, row_q = f * S, s * S
+        if S > 1:
+            row_p, row_q = row_p + a_species[s], row_q + a_species[f]
+        jac.index_add_(0, row_p, torch.addcmul(T * b_p.unsqueeze(1), dT, a_p.unsqueeze(1)))
+        jac.index_add_(0, row_q, torch.addcmul(T * b_q.unsqueeze(1), dT, a_q.unsqueeze(1)))
+    return jac
+
+
 def descriptor_jacobian(
     descriptor: ChebyshevDescriptor,
     n_centers: int,
@@ -96,23 +114,17 @@ def descriptor_jacobian(
         na = d.angular_order + 1
         akeep = ((r_all > d.r_min_pair) & (r_all < d.angular_cutoff)).nonzero().squeeze(1)
         a_center = pair_center[akeep]
-        first, second = angular_triplets(a_center, n_centers)
         va = vectors[akeep]
         a_species = neighbor_species[akeep]
         # accumulate per (pair, element of the triplet partner): the weighted
         # block is then w_p * sum_e w_e J_e, with no per-triplet weight products
         S = weights.numel() if d.weighted else 1
-        jac = torch.zeros(akeep.numel() * S, na, 3, dtype=dtype, device=device)
-        for t0 in range(0, first.numel(), TRIPLET_CHUNK):
-            f, s = first[t0 : t0 + TRIPLET_CHUNK], second[t0 : t0 + TRIPLET_CHUNK]
-            terms = TripletTerms(va, f, s, d.angular_cutoff, d.angular_order, d.legacy_angular)
-            a_p, b_p, a_q, b_q = terms.derivative_vectors()
-            dT, T = terms.dT.T.unsqueeze(2), terms.T.T.unsqueeze(2)  # (T, na, 1)
-            row_p, row_q = f * S, s * S
-            if S > 1:
-                row_p, row_q = row_p + a_species[s], row_q + a_species[f]
-            jac.index_add_(0, row_p, torch.addcmul(T * b_p.unsqueeze(1), dT, a_p.unsqueeze(1)))
-            jac.index_add_(0, row_q, torch.addcmul(T * b_q.unsqueeze(1), dT, a_q.unsqueeze(1)))
+        jac = None
+        if compiled_kernels.usable(vectors):  # one pass per centre, no (triplets x orders) arrays
+            jac = compiled_kernels.angular_jacobian(va, a_center, a_species, n_centers, S, d.angular_cutoff, na,
+                                                    d.legacy_angular, d.legacy_slope)
+        if jac is None:
+            jac = _angular_jacobian_torch(d, va, a_center, a_species, n_centers, S, na)
         jac = jac.view(akeep.numel(), S, na, 3)
         if d.weighted:
             jac_w = (jac * weights.view(1, S, 1, 1)).sum(1) * weights[a_species].view(-1, 1, 1)
