@@ -191,7 +191,7 @@ class AenetTorch(Calculator):
         # kernels make the pair vectors themselves from positions and shifts (no (P, 3) array)
         compiled = compiled_kernels.usable(positions) and compiled_kernels.serves(self.model)
         i, j, shifts, vectors = self._neighbors.pairs(positions, cell, pbc, species, self.dtype,
-                                                      within_cutoff=False, vectors=not compiled)
+                                                      within_cutoff=False, with_vectors=not compiled)
         volume = abs(float(np.linalg.det(atoms.cell.array))) if atoms.cell.rank == 3 else 0.0
         want_stress = volume > 0.0
         want_atomic = want_stress and "stresses" in properties

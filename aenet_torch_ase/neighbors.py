@@ -123,11 +123,9 @@ class NeighborList:
         if not bool(pbc.any()):
             # vesin wants a box only for periodic directions; keep it out of the way
             cell = torch.zeros_like(cell)
-        from .potential.compiled_kernels import _policy_threads
-
         from .potential import compiled_kernels
 
-        threads = max(1, _policy_threads[0] or torch.get_num_threads())
+        threads = max(1, compiled_kernels._policy_threads[0] or torch.get_num_threads())
         # on the CPU, vesin's half list mirrored by a compiled kernel: vesin's
         # working memory while it builds a full list is ~2x the list itself
         # (the peak of a whole calculator call at 8,192 atoms)
@@ -151,21 +149,21 @@ class NeighborList:
         return i, j, shifts
 
     def pairs(self, positions: Tensor, cell: Tensor, pbc: Tensor, numbers: Tensor | None = None,
-              dtype: torch.dtype = torch.float64, within_cutoff: bool = True, vectors: bool = True):
+              dtype: torch.dtype = torch.float64, within_cutoff: bool = True, with_vectors: bool = True):
         """(i, j, shifts, vectors) of the pairs inside the cutoff; vectors
         (P, 3) = r_j - r_i + shifts . cell in `dtype`. `numbers` (atomic
         numbers or species) only tells the list when to rebuild.
         within_cutoff=False returns the whole (cutoff + skin) list, for
         consumers that ignore pairs beyond the cutoff themselves (the
         descriptor does): it saves a compaction per call; with it,
-        vectors=False returns None for the vectors (for consumers that make
+        with_vectors=False returns None for the vectors (for consumers that make
         them from positions and shifts themselves)."""
         positions = positions.to(torch.float64)
         cell = cell.to(torch.float64)
         pbc = pbc.to(device=positions.device, dtype=torch.bool)
         if self.skin <= 0.0:
             i, j, shifts = self._build(positions, cell, pbc, self.cutoff)
-            v = pair_vectors(positions, cell, i, j, shifts).to(dtype) if vectors or within_cutoff else None
+            v = pair_vectors(positions, cell, i, j, shifts).to(dtype) if with_vectors or within_cutoff else None
             return i, j, shifts, v
         if not self._reusable(positions, cell, pbc, numbers):
             self._saved = None  # the old list goes before the new one is built (peak memory)
@@ -180,7 +178,7 @@ class NeighborList:
         from .potential import compiled_kernels
 
         if not within_cutoff:
-            v = pair_vectors(positions, cell, s["i"], s["j"], s["shifts"]).to(dtype) if vectors else None
+            v = pair_vectors(positions, cell, s["i"], s["j"], s["shifts"]).to(dtype) if with_vectors else None
             return s["i"], s["j"], s["shifts"], v
         if compiled_kernels.usable(positions):
             i, j, shifts, vectors = compiled_kernels.pairs_within(positions, cell, s["i"], s["j"], s["shifts"],

@@ -352,16 +352,16 @@ def test_full_list_mirrored_from_half_equals_vesins_full_list(case):
     assert bool((i[1:] >= i[:-1]).all())
 
 
-def test_centre_view_is_remembered_only_for_the_same_unmodified_list():
+def test_center_view_is_remembered_only_for_the_same_unmodified_list():
     """The per-centre view of a reused neighbour list is computed once; a
     list modified in place or a new list gets its own."""
     a = torch.tensor([0, 0, 1, 2, 2, 2])
-    first = compiled_kernels.centre_view(a, 3)
-    assert compiled_kernels.centre_view(a, 3)[1] is first[1]
+    first = compiled_kernels.center_view(a, 3)
+    assert compiled_kernels.center_view(a, 3)[1] is first[1]
     a[3] = 1
-    np.testing.assert_array_equal(compiled_kernels.centre_view(a, 3)[1], [0, 2, 4, 6])
+    np.testing.assert_array_equal(compiled_kernels.center_view(a, 3)[1], [0, 2, 4, 6])
     b = torch.tensor([2, 0, 1, 1, 1, 2])  # unsorted: a counting sort
-    order, starts = compiled_kernels.centre_view(b, 3)
+    order, starts = compiled_kernels.center_view(b, 3)
     np.testing.assert_array_equal(starts, [0, 1, 4, 6])
     np.testing.assert_array_equal(b.numpy()[order], [0, 1, 1, 1, 2, 2])
 

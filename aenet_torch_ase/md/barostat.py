@@ -119,13 +119,13 @@ class MaskedMTK:
         def scale(f):
             self.p *= f
 
-        self.thermostat.integrate(lambda: np.sum(self.p**2 / self.masses), scale, delta)
+        self.thermostat.integrate(np.sum(self.p**2 / self.masses), scale, delta)
 
     def _barostat_chain(self, delta: float) -> None:
         def scale(f):
             self.p_c *= f
 
-        self.barostat.integrate(lambda: np.sum(self.p_c**2) / self.W, scale, delta)
+        self.barostat.integrate(np.sum(self.p_c**2) / self.W, scale, delta)
 
     def _kinetic_stress(self) -> np.ndarray:
         # ASE's Atoms.get_kinetic_stress (Voigt), from the current momenta and cell

@@ -47,9 +47,10 @@ class NoseHooverChain:
 
     ndof: degrees of freedom of those momenta; tau: damping time (ASE time
     units); masses Q_0 = ndof kT tau^2, Q_j = kT tau^2. `integrate` takes
-    `twice_kinetic()` (sum p^2 / m of the momenta now) and `scale(f)`
+    `twice_kinetic` (sum p^2 / m of the momenta now) and `scale(f)`
     (multiply them by f). ASE's `NoseHooverChainThermostat` and
-    `MTKBarostat` chains, operation for operation.
+    `MTKBarostat` chains (the momenta's kinetic energy is tracked through
+    the scaling instead of recomputed: equal to ASE's to round-off).
     """
 
     def __init__(self, ndof: int, kT: float, tau: float, length: int = 3, loops: int = 1):
@@ -59,42 +60,38 @@ class NoseHooverChain:
         self.eta = np.zeros(length)
         self.p_eta = np.zeros(length)
 
-    def integrate(self, twice_kinetic: Callable[[], float], scale: Callable[[float], None], delta: float) -> None:
-        # the momenta change here only by `scale`: their kinetic energy is tracked, not recomputed
-        ke = [float(twice_kinetic())]
-
-        def scaled(f):
-            scale(f)
-            ke[0] *= f * f
-
+    def integrate(self, twice_kinetic: float, scale: Callable[[float], None], delta: float) -> None:
+        ke = [float(twice_kinetic)]  # the momenta change here only by `scale`
         for _ in range(self.loops):
             for w in _SY4:
-                self._substep(lambda: ke[0], scaled, w * delta / self.loops)
+                self._substep(ke, scale, w * delta / self.loops)
 
     def energy(self) -> float:
         """The chain's energy (eV)."""
         return float(self.ndof * self.kT * self.eta[0] + self.kT * self.eta[1:].sum()
                      + (0.5 * self.p_eta**2 / self.Q).sum())
 
-    def _substep(self, twice_kinetic, scale, delta: float) -> None:
+    def _substep(self, ke: list, scale, delta: float) -> None:
         # the chain on Python floats (math.exp): it runs 12 times per MD step,
         # where numpy's per-scalar overhead was a tenth of a 1,000-atom step
         p_eta, Q = self.p_eta.tolist(), self.Q.tolist()
         n = len(p_eta)
         for j in reversed(range(n)):
-            self._kick(p_eta, Q, j, twice_kinetic, delta)
+            self._kick(p_eta, Q, j, ke[0], delta)
         self.eta += delta * np.array(p_eta) / self.Q
-        scale(math.exp(-delta * p_eta[0] / Q[0]))
+        f = math.exp(-delta * p_eta[0] / Q[0])
+        scale(f)
+        ke[0] *= f * f
         for j in range(n):
-            self._kick(p_eta, Q, j, twice_kinetic, delta)
+            self._kick(p_eta, Q, j, ke[0], delta)
         self.p_eta[:] = p_eta
 
-    def _kick(self, p_eta, Q, j: int, twice_kinetic, delta: float) -> None:
+    def _kick(self, p_eta, Q, j: int, twice_kinetic: float, delta: float) -> None:
         last = j == len(p_eta) - 1
         if not last:
             p_eta[j] *= math.exp(-delta / 4 * p_eta[j + 1] / Q[j + 1])
         if j == 0:
-            g = float(twice_kinetic()) - self.ndof * self.kT
+            g = twice_kinetic - self.ndof * self.kT
         else:
             g = p_eta[j - 1] ** 2 / Q[j - 1] - self.kT
         p_eta[j] += delta / 2 * g
@@ -165,4 +162,4 @@ class NoseHooverChainNVT:
         def scale(f):
             self.p[free] *= f
 
-        self.chain.integrate(lambda: np.sum(self.p[free] ** 2 / m), scale, delta)
+        self.chain.integrate(np.sum(self.p[free] ** 2 / m), scale, delta)

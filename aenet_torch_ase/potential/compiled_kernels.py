@@ -641,7 +641,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
             wv[2, 2] += w22
 
 
-def _settings(d, dtype):
+def _settings(d):
     w = d.type_weights.to(torch.float64).numpy() if d.weighted else np.zeros(max(1, d.type_weights.numel()))
     return (w, float(d.radial_cutoff), int(d.radial_order) + 1, float(d.angular_cutoff), int(d.angular_order) + 1,
             bool(d.weighted), float(d.legacy_slope), bool(d.legacy_angular), float(d.r_min_pair))
@@ -722,7 +722,7 @@ class CompiledChebyshev(torch.autograd.Function):
         ns = neighbor_species.detach().cpu().numpy().astype(np.int64, copy=False)
         out = np.empty((n_centers, descriptor.n_features))
         with torch_threads(dynamic=True):
-            descriptor_kernel(v, NO_GEOMETRY, ns, NONE, order, starts, NONE, *_settings(descriptor, vectors.dtype), out)
+            descriptor_kernel(v, NO_GEOMETRY, ns, NONE, order, starts, NONE, *_settings(descriptor), out)
         ctx.descriptor = descriptor
         ctx.arrays = (v, ns, order, starts)
         ctx.n_centers = n_centers
@@ -742,7 +742,7 @@ class CompiledChebyshev(torch.autograd.Function):
         v, ns, order, starts = ctx.arrays
         grad = np.empty_like(v)
         with torch_threads(dynamic=True):
-            gradient_kernel(v, NO_GEOMETRY, ns, NONE, order, starts, NONE, *_settings(d, grad_out.dtype), _numpy64(grad_out),
+            gradient_kernel(v, NO_GEOMETRY, ns, NONE, order, starts, NONE, *_settings(d), _numpy64(grad_out),
                             grad)
         return torch.from_numpy(grad).to(grad_out.dtype), None, None, None, None
 
@@ -916,7 +916,7 @@ def pairs_within(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: 
 _last_view = [None]
 
 
-def centre_view(pair_i: Tensor, n: int):
+def center_view(pair_i: Tensor, n: int):
     """`center_order` of `pair_i`, remembered for the same tensor object
     (same version, not modified in place) between calls."""
     import weakref
@@ -1015,9 +1015,9 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     (energies, forces, virial, atomic virials or None) as tensors in
     `dtype` (default: that of `vectors`; computed in float64; forces etc.
     None without `gradients`)."""
-    dtype = dtype or vectors.dtype
+    dtype = dtype or (vectors.dtype if vectors is not None else torch.float64)
     n = species.shape[0]
-    order, starts = centre_view(pair_i, n)
+    order, starts = center_view(pair_i, n)
     if vectors is None:
         positions, cell, shifts = geometry
         v = NO_VECTORS
@@ -1040,7 +1040,7 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
         wa_parts = np.zeros((threads if atomic_virials else 0, n, 3, 3))
         for d, centers in zip(model.descriptors, centers_of_setup):
             if centers is NONE or centers.size:
-                model_kernel(v, geom, spec, jn, order, starts, centers, *_settings(d, dtype), *networks, energies,
+                model_kernel(v, geom, spec, jn, order, starts, centers, *_settings(d), *networks, energies,
                              gradients, f_parts, w_parts, wa_parts, atomic_virials)
     e = torch.from_numpy(energies).to(dtype)
     if not gradients:
