@@ -43,6 +43,9 @@ class _LoadMonitor:
     def busy_elsewhere(self) -> float:
         """Cores (0..n) kept busy by other processes, averaged over the last
         interval; 0 where /proc/stat cannot be read."""
+        if self.last is not None and (time.monotonic() - self.last[0]
+                                      < (self.interval if self.estimated else self.first_interval)):
+            return self.others  # too soon for a new estimate: no /proc/stat read (~20 us per call)
         try:
             now = self._sample()
         except (OSError, ValueError, IndexError):

@@ -30,11 +30,22 @@ from typing import Callable, Optional
 
 import numpy as np
 from ase import units
-from ase.stress import voigt_6_to_full_3x3_stress
 from scipy.special import exprel
 
 from ..errors import ProtocolError
-from .thermostat import NoseHooverChain
+from .thermostat import NoseHooverChain, twice_kinetic
+
+
+def _similar(U: Optional[np.ndarray], d: np.ndarray) -> np.ndarray:
+    """U diag(d) U^T, the map of rows x (N, 3) -> x U diag(d) U^T in one
+    product (ASE rotates into the eigenbasis and back: three (N, 3)
+    products); with U None (identity), d itself: a per-axis factor."""
+    return d if U is None else (U * d) @ U.T
+
+
+def _apply(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """x (N, 3) times a map from `_similar`."""
+    return x * m if m.ndim == 1 else x @ m
 
 
 class MaskedMTK:
@@ -53,7 +64,9 @@ class MaskedMTK:
         self.dt = float(timestep)
         self.after_drift = after_drift
         self.mask = np.asarray(mask, dtype=bool)
+        self._free = self.mask.astype(float)  # 1 on the axes the barostat moves, 0 elsewhere
         self.masses = atoms.get_masses()[:, None]
+        self.inv_masses = 1.0 / atoms.get_masses()
         self.n_atoms = len(atoms)
         self.kT = units.kB * temperature_K
         self.pressure = float(pressure_au)
@@ -64,8 +77,13 @@ class MaskedMTK:
         self.p = atoms.get_momenta()
         self.h = np.array(atoms.get_cell())
         self.h0_basis = self.h / np.linalg.norm(self.h, axis=1)[:, None]
+        # cell vectors along x, y, z (the tensile test's box): p_g is diagonal, the
+        # eigenbasis the axes, and each map a per-axis factor (no eigh, no matmul:
+        # between force calls every small numpy call costs several microseconds)
+        self._aligned = bool(np.array_equal(self.h0_basis, np.eye(3)))
         self.p_c = np.zeros(3)  # cell momenta along the axes
-        self._forces = self._stress = None  # at the current q and h (stress: without the ideal-gas part)
+        self._forces = self._stress = None  # at the current q and h (stress 3x3: without the ideal-gas part)
+        self._eig_of = self._eig = None  # eigen-decomposition of p_g, for the p_c it was made from
 
     # -- one step
     def step(self) -> None:
@@ -107,58 +125,62 @@ class MaskedMTK:
         if self._forces is None:
             self._update_atoms()
             self._forces = self.atoms.get_forces(md=True)
-            self._stress = self.atoms.get_stress()  # Voigt, without the ideal-gas part
+            # the stress (3x3, without the ideal-gas part) plus the target pressure: the cell's force
+            xx, yy, zz, yz, xz, xy = self.atoms.get_stress().tolist()
+            P = self.pressure
+            self._stress = np.array([[xx + P, xy, xz], [xy, yy + P, yz], [xz, yz, zz + P]])
 
     def _volume(self) -> float:
-        return float(np.abs(np.linalg.det(self.h)))
+        # on Python floats: a 3x3 determinant through LAPACK cost ~30 us between force calls
+        (a, b, c), (d, e, f), (g, h, i) = self.h.tolist()
+        return abs(a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g))
 
     def _p_g(self) -> np.ndarray:
         return (self.p_c * self.h0_basis.T) @ self.h0_basis
 
-    def _thermostat_chain(self, delta: float) -> None:
-        def scale(f):
-            self.p *= f
+    def _eigh_p_g(self):
+        """(eigenvalues, eigenvectors or None for the axes) of p_g: the kicks
+        and drifts of one step share the same p_c, so one decomposition
+        serves them."""
+        if self._aligned:
+            return self.p_c, None
+        key = tuple(self.p_c)
+        if self._eig_of != key:
+            self._eig, self._eig_of = np.linalg.eigh(self._p_g()), key
+        return self._eig
 
-        self.thermostat.integrate(np.sum(self.p**2 / self.masses), scale, delta)
+    def _thermostat_chain(self, delta: float) -> None:
+        self.p *= self.thermostat.integrate(twice_kinetic(self.p, self.inv_masses), delta)
 
     def _barostat_chain(self, delta: float) -> None:
-        def scale(f):
-            self.p_c *= f
-
-        self.barostat.integrate(np.sum(self.p_c**2) / self.W, scale, delta)
-
-    def _kinetic_stress(self) -> np.ndarray:
-        # ASE's Atoms.get_kinetic_stress (Voigt), from the current momenta and cell
-        s = -((self.p / self.masses).T @ self.p) / self._volume()
-        return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        self.p_c *= self.barostat.integrate(float(self.p_c @ self.p_c) / self.W, delta)
 
     def _kick_cell(self, delta: float) -> None:
         self._evaluate()
-        stress = -voigt_6_to_full_3x3_stress(self._stress + self._kinetic_stress())
-        kinetic = np.sum(self.p**2 / self.masses) / (3 * self.n_atoms)
-        pv = self._volume() * (stress - self.pressure * np.eye(3))
-        gc = np.diag(self.h0_basis @ pv @ self.h0_basis.T) + kinetic
-        self.p_c[self.mask] += delta * gc[self.mask]
+        # p^T p / m: ASE's Atoms.get_kinetic_stress (times -V) and, as its trace, the kinetic energy
+        # (few numpy calls: between force calls each small one costs several microseconds)
+        if self._aligned:  # only the diagonal counts
+            pp = np.einsum("ia,ia,i->a", self.p, self.p, self.inv_masses)
+            gc = pp - self._volume() * self._stress.diagonal() + pp.sum() / (3 * self.n_atoms)
+        else:
+            pp = (self.p * self.inv_masses[:, None]).T @ self.p
+            pv = pp - self._volume() * self._stress  # V (sigma_kinetic - sigma - P I)
+            gc = np.einsum("ai,ij,aj->a", self.h0_basis, pv, self.h0_basis) + np.trace(pp) / (3 * self.n_atoms)
+        self.p_c += (delta * self._free) * gc
 
     def _kick(self, delta: float) -> None:
         self._evaluate()
-        p_g = self._p_g()
-        eigvals, U = np.linalg.eigh(p_g)
-        kappas = eigvals + np.trace(p_g) / (3 * self.n_atoms)
-        y = self.p @ U
-        sol = y * np.exp(-kappas * delta / self.W)[None, :] \
-            + delta * (self._forces @ U) * exprel(-kappas * delta / self.W)[None, :]
-        self.p = sol @ U.T
+        eigvals, U = self._eigh_p_g()
+        kappas = eigvals + eigvals.sum() / (3 * self.n_atoms)
+        a = kappas * (-delta / self.W)
+        self.p = _apply(self.p, _similar(U, np.exp(a))) + _apply(self._forces, _similar(U, delta * exprel(a)))
 
     def _drift(self, delta: float) -> None:
-        eigvals, U = np.linalg.eigh(self._p_g())
-        x = self.q @ U
-        y = self.p @ U
-        sol = x * np.exp(eigvals * delta / self.W)[None, :] \
-            + delta * y / self.masses * exprel(eigvals * delta / self.W)[None, :]
-        self.q = sol @ U.T
+        eigvals, U = self._eigh_p_g()
+        a = eigvals * (delta / self.W)
+        self.q = _apply(self.q, _similar(U, np.exp(a))) \
+            + _apply(self.p * self.inv_masses[:, None], _similar(U, delta * exprel(a)))
 
     def _drift_cell(self, delta: float) -> None:
-        eigvals, U = np.linalg.eigh(self._p_g())
-        n = self.h @ U
-        self.h = (n * np.exp(eigvals * delta / self.W)[None, :]) @ U.T
+        eigvals, U = self._eigh_p_g()
+        self.h = _apply(self.h, _similar(U, np.exp(eigvals * (delta / self.W))))

@@ -33,6 +33,11 @@ from ase.constraints import FixAtoms
 _SY4 = (1 / (2 - 2 ** (1 / 3)), -(2 ** (1 / 3)) / (2 - 2 ** (1 / 3)), 1 / (2 - 2 ** (1 / 3)))
 
 
+def twice_kinetic(p: np.ndarray, inv_masses: np.ndarray) -> float:
+    """sum_i |p_i|^2 / m_i (eV) of momenta p (N, 3), inv_masses (N,) = 1 / m."""
+    return float(np.einsum("ij,ij,i->", p, p, inv_masses))
+
+
 def held_atoms(atoms) -> np.ndarray:
     """Boolean mask of the atoms a `FixAtoms` constraint holds."""
     held = np.zeros(len(atoms), dtype=bool)
@@ -47,10 +52,12 @@ class NoseHooverChain:
 
     ndof: degrees of freedom of those momenta; tau: damping time (ASE time
     units); masses Q_0 = ndof kT tau^2, Q_j = kT tau^2. `integrate` takes
-    `twice_kinetic` (sum p^2 / m of the momenta now) and `scale(f)`
-    (multiply them by f). ASE's `NoseHooverChainThermostat` and
-    `MTKBarostat` chains (the momenta's kinetic energy is tracked through
-    the scaling instead of recomputed: equal to ASE's to round-off).
+    `twice_kinetic` (sum p^2 / m of the momenta now) and returns the factor
+    by which the caller multiplies those momenta. ASE's
+    `NoseHooverChainThermostat` and `MTKBarostat` chains (ASE scales the
+    momenta at every sub-step and recomputes their kinetic energy; here the
+    factors are multiplied up and the kinetic energy tracked through them:
+    equal to ASE's to round-off, tests/test_md.py and tests/test_pull.py).
     """
 
     def __init__(self, ndof: int, kT: float, tau: float, length: int = 3, loops: int = 1):
@@ -60,31 +67,37 @@ class NoseHooverChain:
         self.eta = np.zeros(length)
         self.p_eta = np.zeros(length)
 
-    def integrate(self, twice_kinetic: float, scale: Callable[[float], None], delta: float) -> None:
-        ke = [float(twice_kinetic)]  # the momenta change here only by `scale`
+    def integrate(self, twice_kinetic: float, delta: float) -> float:
+        """Advance the chain by delta; returns the momenta's scale factor."""
+        # on Python floats (math.exp): it runs 12 times per MD step, where
+        # numpy's per-scalar overhead was a tenth of a 1,000-atom step
+        p_eta, eta, Q = self.p_eta.tolist(), self.eta.tolist(), self.Q.tolist()
+        ke, factor = float(twice_kinetic), 1.0
         for _ in range(self.loops):
             for w in _SY4:
-                self._substep(ke, scale, w * delta / self.loops)
+                f = self._substep(p_eta, eta, Q, ke, w * delta / self.loops)
+                ke *= f * f
+                factor *= f
+        self.p_eta[:] = p_eta
+        self.eta[:] = eta
+        return factor
 
     def energy(self) -> float:
         """The chain's energy (eV)."""
         return float(self.ndof * self.kT * self.eta[0] + self.kT * self.eta[1:].sum()
                      + (0.5 * self.p_eta**2 / self.Q).sum())
 
-    def _substep(self, ke: list, scale, delta: float) -> None:
-        # the chain on Python floats (math.exp): it runs 12 times per MD step,
-        # where numpy's per-scalar overhead was a tenth of a 1,000-atom step
-        p_eta, Q = self.p_eta.tolist(), self.Q.tolist()
+    def _substep(self, p_eta: list, eta: list, Q: list, ke: float, delta: float) -> float:
         n = len(p_eta)
         for j in reversed(range(n)):
-            self._kick(p_eta, Q, j, ke[0], delta)
-        self.eta += delta * np.array(p_eta) / self.Q
-        f = math.exp(-delta * p_eta[0] / Q[0])
-        scale(f)
-        ke[0] *= f * f
+            self._kick(p_eta, Q, j, ke, delta)
         for j in range(n):
-            self._kick(p_eta, Q, j, ke[0], delta)
-        self.p_eta[:] = p_eta
+            eta[j] += delta * p_eta[j] / Q[j]
+        f = math.exp(-delta * p_eta[0] / Q[0])
+        ke *= f * f
+        for j in range(n):
+            self._kick(p_eta, Q, j, ke, delta)
+        return f
 
     def _kick(self, p_eta, Q, j: int, twice_kinetic: float, delta: float) -> None:
         last = j == len(p_eta) - 1
@@ -114,6 +127,7 @@ class NoseHooverChainNVT:
         self.after_drift = after_drift
         self.free = ~held_atoms(atoms)
         self.masses = atoms.get_masses()[:, None]
+        self.inv_masses = 1.0 / atoms.get_masses()
         self.kT = units.kB * temperature_K
         self.chain = NoseHooverChain(3 * int(self.free.sum()), self.kT, tdamp, tchain, tloop)
         self.q = atoms.get_positions()
@@ -157,9 +171,5 @@ class NoseHooverChainNVT:
         return self.atoms.get_forces(md=True)
 
     def _chain(self, delta: float) -> None:
-        free, m = self.free, self.masses[self.free]
-
-        def scale(f):
-            self.p[free] *= f
-
-        self.chain.integrate(np.sum(self.p[free] ** 2 / m), scale, delta)
+        # held atoms have p = 0: sums over all atoms are sums over the free ones
+        self.p *= self.chain.integrate(twice_kinetic(self.p, self.inv_masses), delta)
