@@ -1,6 +1,6 @@
 """Speed and memory of `AenetTorch` energy + forces + stress calls.
 
-    python benchmarks/bench_calculator.py [--atoms 8192] [--repeats 7] [--large]
+    python benchmarks/bench_calculator.py [--atoms 8192] [--repeats 7] [--rounds 3] [--large]
 
 System: amorphous Li-Si, the aenet reference frame (Li128Si128) repeated
 4 x 4 x 2 = 8,192 atoms, with the published Li-Si potential (radial cutoff
@@ -13,8 +13,12 @@ per line, medians over the repeats:
   neighbour list rebuilt every call (skin 0) and reused (skin 1 A), the
   torch-kernel path and the plain-autograd reference path measured in the
   same run, and their ratios;
-- per machine (2 threads): us/atom on a quiet machine and with a busy-loop
-  process on the other core, beside 1 thread under the same load;
+- per machine (2 threads): us/atom on a quiet machine, its speed-up over
+  1 thread (each 2-thread run against the 1-thread run just before it:
+  one thread's speed drifts between processes on a shared VM), the
+  machine's own ceiling (two 1-thread processes at once against one
+  alone), and 2 threads with a busy-loop process on the other core,
+  beside 1 thread under the same load;
 - memory: peak RSS above the imports at 8,192 atoms (`--large`: and the
   peak at 100,000 atoms).
 
@@ -29,6 +33,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -91,6 +96,20 @@ def worker(cfg):
             "peak_mb": peak / 1024, "above_imports_mb": (peak - rss_imports) / 1024, "start_mb": rss0 / 1024}
 
 
+def run_together(cfg, n):
+    """n workers of the same configuration started at once (the machine's
+    throughput with every core busy)."""
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(cfg)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=3600)
+        if p.returncode != 0:
+            raise RuntimeError(stderr[-3000:])
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
 def run(cfg, busy=False):
     hog = None
     if busy:  # another process keeps one core busy
@@ -112,6 +131,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--atoms", type=int, default=8192)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=3, help="adjacent 1-thread / 2-thread pairs of runs")
     ap.add_argument("--large", action="store_true", help="also 100,000 atoms (float64, 2 threads)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -139,9 +159,23 @@ def main():
     print(f"ratio: compiled float64 / float32: {ref / f32:.2f}")
     print(f"ratio: Fortran aenet (~{FORTRAN_CORE_US_PER_ATOM:.0f} core-us/atom, not measured here) / compiled "
           f"float64: {FORTRAN_CORE_US_PER_ATOM / ref:.1f}")
-    two = run(dict(base, threads=2))
-    print(f"per machine, 2 threads, quiet: {two['us_per_atom']:.1f} us/atom")
-    print(f"speed-up of 2 threads over 1, quiet: {ref / two['us_per_atom']:.2f}")
+    # 1 and 2 threads in alternating processes: on a shared VM one thread's speed drifts from one
+    # process to the next, so each 2-thread run is compared with the 1-thread run just before it
+    ratios, twos = [], []
+    for _ in range(args.rounds):
+        one = run(dict(base, threads=1))
+        two = run(dict(base, threads=2))
+        ratios.append(one["us_per_atom"] / two["us_per_atom"])
+        twos.append(two["us_per_atom"])
+    print(f"per machine, 2 threads, quiet: {statistics.median(twos):.1f} us/atom")
+    print(f"speed-up of 2 threads over 1, quiet (median of {args.rounds} adjacent pairs "
+          f"{' '.join(f'{x:.2f}' for x in ratios)}): {statistics.median(ratios):.2f}")
+    # the machine's own ceiling at that moment: two 1-thread processes at once against one alone
+    alone = run(dict(base, threads=1))
+    pair = run_together(dict(base, threads=1), 2)
+    print(f"machine ceiling: two 1-thread processes at once run at {pair[0]['us_per_atom']:.1f} and "
+          f"{pair[1]['us_per_atom']:.1f} core-us/atom, one alone {alone['us_per_atom']:.1f}: throughput "
+          f"{alone['us_per_atom'] * sum(1.0 / r['us_per_atom'] for r in pair):.2f}x one process")
     one_busy = run(dict(base, threads=1), busy=True)
     two_busy = run(dict(base, threads=2), busy=True)
     print(f"per machine, 1 thread, other core busy: {one_busy['us_per_atom']:.1f} us/atom")
