@@ -85,6 +85,30 @@ def test_compiled_path_with_one_setup_per_element(dtype):
     assert np.abs(a["forces"]).max() > 0.1  # the comparison is not between zeros
 
 
+def test_compiled_float32_computes_in_float32_to_its_round_off():
+    """A float32 model's compiled kernels run in float32 arithmetic: the same
+    float32 weights through float64 arithmetic give results that differ
+    (they would be equal after the cast if the kernels computed in float64)
+    by float32 round-off only; the float32 calculator stays within that of
+    the float64 model."""
+    atoms = random_structure(30, [[8.0, 0.0, 0.0], [1.5, 8.5, 0.0], [0.5, -1.0, 9.0]], True, seed=9)
+    calc = AenetTorch(two_setup_potential(), dtype=torch.float32)
+    species, pos, cell, pbc = calc._validated_tensors(atoms)
+    i, j, _, v = calc._neighbors.pairs(pos, cell, pbc, species)
+    out = {dt: compiled_kernels.evaluate_model(calc.model, species, i, j, v, gradients=True, atomic_virials=False,
+                                               dtype=dt) for dt in (torch.float32, torch.float64)}
+    assert out[torch.float32][1].dtype == torch.float32
+    forces32, forces64 = out[torch.float32][1].double(), out[torch.float64][1]
+    scale = float(forces64.abs().max())
+    diff = float((forces32 - forces64.float().double()).abs().max())
+    assert scale > 0.1 and 0.0 < diff < 1e-5 * scale
+    r32 = results(calc, atoms, True)
+    r64 = results(AenetTorch(two_setup_potential(), dtype=torch.float64), atoms, True)
+    np.testing.assert_allclose(r32["forces"], r64["forces"], rtol=0, atol=1e-5 * scale)
+    assert abs(r32["energy"] - r64["energy"]) < 1e-5 * len(atoms)
+    np.testing.assert_allclose(r32["stress"], r64["stress"], rtol=0, atol=1e-5 * np.abs(r64["stress"]).max())
+
+
 def test_compiled_gradients_unsorted_pairs_and_double_backward(tiny_potential):
     """Pairs in any order (counting sort), dE/dv equal to the torch kernels; a
     backward with create_graph (force training through the model) is exact too."""

@@ -111,7 +111,7 @@ def usable(vectors: Tensor) -> bool:
     return AVAILABLE and enabled and not _forked_from_openmp and vectors.device.type == "cpu"
 
 
-@njit(parallel=True, cache=True)
+@njit(error_model="numpy", parallel=True, cache=True)
 def _unsorted_count(pair_center):
     """Places where the centre index decreases (0: sorted), in parallel blocks."""
     n = pair_center.shape[0]
@@ -125,7 +125,7 @@ def _unsorted_count(pair_center):
     return bad
 
 
-@njit(parallel=True, cache=True)
+@njit(error_model="numpy", parallel=True, cache=True)
 def _sorted_starts(pair_center, n_centers):
     starts = np.empty(n_centers + 1, dtype=np.int64)
     for c in prange(n_centers + 1):
@@ -133,7 +133,7 @@ def _sorted_starts(pair_center, n_centers):
     return starts
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def center_order(pair_center, n_centers):
     """Counting sort of the pairs by centre: (order, starts) with the pairs of
     centre i at order[starts[i]:starts[i+1]] (original order kept). For a
@@ -156,36 +156,42 @@ def center_order(pair_center, n_centers):
     return order, starts
 
 
-@njit(cache=True, fastmath=False)
+@njit(error_model="numpy", cache=True, fastmath=False)
 def _chebyshev(x, K, T):
-    """T_0..T_{K-1}(x) into T."""
-    T[0] = 1.0
+    """T_0..T_{K-1}(x) into T (in T's dtype, as x)."""
+    F = T.dtype.type
+    T[0] = F(1.0)
     if K > 1:
         T[1] = x
     for k in range(2, K):
-        T[k] = 2.0 * x * T[k - 1] - T[k - 2]
+        T[k] = F(2.0) * x * T[k - 1] - T[k - 2]
 
 
-@njit(cache=True, fastmath=False)
+@njit(error_model="numpy", cache=True, fastmath=False)
 def _chebyshev_d(x, K, T, dT):
     """T_k(x) and dT_k/dx = k U_{k-1}(x), k < K."""
-    T[0] = 1.0
-    dT[0] = 0.0
+    F = T.dtype.type
+    T[0] = F(1.0)
+    dT[0] = F(0.0)
     if K > 1:
         T[1] = x
-        dT[1] = 1.0
-    u_prev2 = 1.0  # U_0
-    u_prev = 2.0 * x  # U_1
+        dT[1] = F(1.0)
+    u_prev2 = F(1.0)  # U_0
+    u_prev = F(2.0) * x  # U_1
     for k in range(2, K):
-        T[k] = 2.0 * x * T[k - 1] - T[k - 2]
-        dT[k] = k * u_prev
-        u_new = 2.0 * x * u_prev - u_prev2
+        T[k] = F(2.0) * x * T[k - 1] - T[k - 2]
+        dT[k] = F(k) * u_prev
+        u_new = F(2.0) * x * u_prev - u_prev2
         u_prev2 = u_prev
         u_prev = u_new
 
 
 #: floating-point freedoms for the compiled loops: reassociation lets the sums
-#: over pairs use SIMD lanes (results change at round-off level only)
+#: over pairs use SIMD lanes (results change at round-off level only). Every
+#: kernel also takes error_model="numpy": with Python's, each float division
+#: checks for a zero divisor and may raise, an exit that keeps LLVM from
+#: vectorising the loop around it (no divisor here can be zero: pairs closer
+#: than r_min are dropped; the calculator checks the results are finite)
 FASTMATH = {"reassoc", "contract"}
 
 
@@ -200,7 +206,7 @@ _COS_HALF_PI = math.cos(PI_AENET / 2.0)
 _SIN_HALF_PI = math.sin(PI_AENET / 2.0)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _radial_members(vectors, geometry, center, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
                     idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca):
     """Pairs of one centre inside the radial cutoff into the scratch arrays
@@ -209,7 +215,10 @@ def _radial_members(vectors, geometry, center, spec, jidx, order, p0, p1, weight
     and their angular fc, dfc/dr in fca, dfca. The neighbour's species is
     spec[p] (jidx empty) or spec[jidx[p]] (jidx = the pairs' neighbours).
     The pair vector is vectors[p], or, when geometry = (positions, cell,
-    shifts) has shifts, r_j - r_center + shifts[p] . cell (no (P, 3) array)."""
+    shifts) has shifts, r_j - r_center + shifts[p] . cell (no (P, 3) array).
+    Vectors and distances are made in float64; the scratch arrays' dtype
+    (float32 for a float32 model) is that of the arithmetic after."""
+    F = ux.dtype.type
     n = 0
     rc2 = rc_r * rc_r
     rmin2 = rmin * rmin
@@ -237,38 +246,49 @@ def _radial_members(vectors, geometry, center, spec, jidx, order, p0, p1, weight
         uz[n] = vz
         w[n] = weights[spec[p] if per_pair else spec[jidx[p]]]
         n += (d2 > rmin2) & (d2 < rc2)  # slot n is kept only if inside
-    scale = PI_AENET / rc_r
+    # every constant in F: a float64 literal would turn float32 arithmetic into float64
+    scale = F(PI_AENET / rc_r)
+    x_scale = F(2.0 / rc_r)
+    y_shift = F(0.5 * PI_AENET)
+    dfc_scale = F(-0.5 * (PI_AENET / rc_r))
+    S0, S1, S2, S3, S4, S5 = F(_S[0]), F(_S[1]), F(_S[2]), F(_S[3]), F(_S[4]), F(_S[5])
+    S6, S7, S8, S9, S10, S11 = F(_S[6]), F(_S[7]), F(_S[8]), F(_S[9]), F(_S[10]), F(_S[11])
+    C0, C1, C2, C3, C4, C5 = F(_C[0]), F(_C[1]), F(_C[2]), F(_C[3]), F(_C[4]), F(_C[5])
+    C6, C7, C8, C9, C10, C11 = F(_C[6]), F(_C[7]), F(_C[8]), F(_C[9]), F(_C[10]), F(_C[11])
+    cos_h, sin_h, one, half = F(_COS_HALF_PI), F(_SIN_HALF_PI), F(1.0), F(0.5)
     for q in range(n):  # straight-line arithmetic over the members (SIMD)
         rr = math.sqrt(ux[q] * ux[q] + uy[q] * uy[q] + uz[q] * uz[q])
-        inv = 1.0 / rr
+        inv = one / rr
         ux[q] *= inv
         uy[q] *= inv
         uz[q] *= inv
         r[q] = rr
-        x[q] = rr * (2.0 / rc_r) - 1.0
-        y = rr * scale - 0.5 * PI_AENET
+        x[q] = rr * x_scale - one
+        y = rr * scale - y_shift
         y2 = y * y
         # Horner written out (a loop over the coefficient tuple kept the loop over q scalar)
-        sy = (((((((((((_S[0] * y2 + _S[1]) * y2 + _S[2]) * y2 + _S[3]) * y2 + _S[4]) * y2 + _S[5]) * y2 + _S[6])
-                   * y2 + _S[7]) * y2 + _S[8]) * y2 + _S[9]) * y2 + _S[10]) * y2 + _S[11]) * y
-        cy = ((((((((((_C[0] * y2 + _C[1]) * y2 + _C[2]) * y2 + _C[3]) * y2 + _C[4]) * y2 + _C[5]) * y2 + _C[6])
-                  * y2 + _C[7]) * y2 + _C[8]) * y2 + _C[9]) * y2 + _C[10]) * y2 + _C[11]
-        cos_a = cy * _COS_HALF_PI - sy * _SIN_HALF_PI
-        sin_a = sy * _COS_HALF_PI + cy * _SIN_HALF_PI
-        fc[q] = 0.5 * (cos_a + 1.0)
-        dfc[q] = (-0.5 * scale) * sin_a
+        sy = (((((((((((S0 * y2 + S1) * y2 + S2) * y2 + S3) * y2 + S4) * y2 + S5) * y2 + S6)
+                   * y2 + S7) * y2 + S8) * y2 + S9) * y2 + S10) * y2 + S11) * y
+        cy = ((((((((((C0 * y2 + C1) * y2 + C2) * y2 + C3) * y2 + C4) * y2 + C5) * y2 + C6)
+                  * y2 + C7) * y2 + C8) * y2 + C9) * y2 + C10) * y2 + C11
+        cos_a = cy * cos_h - sy * sin_h
+        sin_a = sy * cos_h + cy * sin_h
+        fc[q] = half * (cos_a + one)
+        dfc[q] = dfc_scale * sin_a
     m = 0
+    a_scale = F(PI_AENET / rc_a)
+    dfca_scale = F(-0.5 * PI_AENET / rc_a)
     for q in range(n):
         if r[q] < rc_a:
             a_idx[m] = q
-            arg = r[q] * (PI_AENET / rc_a)
-            fca[m] = 0.5 * (math.cos(arg) + 1.0)
-            dfca[m] = (-0.5 * PI_AENET / rc_a) * math.sin(arg)
+            arg = r[q] * a_scale
+            fca[m] = half * (math.cos(arg) + one)
+            dfca[m] = dfca_scale * math.sin(arg)
             m += 1
     return n, m
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _widest(starts):
     """Most pairs of any centre (the size of the per-thread scratch arrays)."""
     width = 1
@@ -277,17 +297,18 @@ def _widest(starts):
     return width
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
                        T, t_prev, t_cur, wfc):
     """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members."""
+    F = row.dtype.type
     for k in range(row.shape[0]):
         row[k] = 0.0
     # radial: T_k over all pairs at once, order by order (SIMD over pairs)
-    s0 = 0.0
-    s0w = 0.0
-    s1 = 0.0
-    s1w = 0.0
+    s0 = F(0.0)
+    s0w = F(0.0)
+    s1 = F(0.0)
+    s1w = F(0.0)
     for q in range(n):
         wfc[q] = w[q] * fc[q]
         t_prev[q] = 1.0
@@ -304,10 +325,10 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
         if nr > 1:
             row[nr + na + 1] = s1w
     for k in range(2, nr):
-        acc = 0.0
-        accw = 0.0
+        acc = F(0.0)
+        accw = F(0.0)
         for q in range(n):
-            t = 2.0 * x[q] * t_cur[q] - t_prev[q]
+            t = F(2.0) * x[q] * t_cur[q] - t_prev[q]
             t_prev[q] = t_cur[q]
             t_cur[q] = t
             acc += fc[q] * t
@@ -321,7 +342,7 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
         for b_ in range(a_ + 1, m):
             b = a_idx[b_]
             cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-            xa = cos * slope - 1.0 if legacy else cos
+            xa = cos * F(slope) - F(1.0) if legacy else cos
             _chebyshev(xa, na, T)
             f = fca[a_] * fca[b_]
             for k in range(na):
@@ -332,14 +353,16 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
                     row[2 * nr + na + k] += fw * T[k]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc, dfc, w, a_idx,
                      fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd, gx, gy, gz):
     """(gx, gy, gz)[q] = dE/dv of member q of one centre, from g = dE/dG (its row)."""
     # per pair: sa = sum_k g_k T_k, sb = sum_k gw_k T_k, sc, sd the same with dT_k/dx
     # (dT_k/dx = k U_{k-1}; U by its own recursion), order by order, SIMD over pairs
+    F = g.dtype.type
+    two = F(2.0)
     g0 = g[0]
-    gw0 = g[nr + na] if weighted else 0.0
+    gw0 = g[nr + na] if weighted else F(0.0)
     for q in range(n):
         sa[q] = g0
         sb[q] = gw0
@@ -348,10 +371,10 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
         t_prev[q] = 1.0
         t_cur[q] = x[q]
         u_prev[q] = 1.0  # U_0
-        u_cur[q] = 2.0 * x[q]  # U_1
+        u_cur[q] = two * x[q]  # U_1
     if nr > 1:
         g1 = g[1]
-        gw1 = g[nr + na + 1] if weighted else 0.0
+        gw1 = g[nr + na + 1] if weighted else F(0.0)
         for q in range(n):
             sa[q] += g1 * x[q]
             sb[q] += gw1 * x[q]
@@ -359,22 +382,24 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
             sd[q] += gw1
     for k in range(2, nr):
         gk = g[k]
-        gwk = g[nr + na + k] if weighted else 0.0
+        gwk = g[nr + na + k] if weighted else F(0.0)
+        fk = F(k)
         for q in range(n):
-            t = 2.0 * x[q] * t_cur[q] - t_prev[q]
+            t = two * x[q] * t_cur[q] - t_prev[q]
             t_prev[q] = t_cur[q]
             t_cur[q] = t
-            dt = k * u_cur[q]  # dT_k = k U_{k-1}
-            u = 2.0 * x[q] * u_cur[q] - u_prev[q]
+            dt = fk * u_cur[q]  # dT_k = k U_{k-1}
+            u = two * x[q] * u_cur[q] - u_prev[q]
             u_prev[q] = u_cur[q]
             u_cur[q] = u
             sa[q] += gk * t
             sb[q] += gwk * t
             sc[q] += gk * dt
             sd[q] += gwk * dt
+    x_scale = F(2.0 / rc_r)
     for q in range(n):
         # dE/dr = sum_k (g_k + w gw_k) (dfc T_k + fc (2/Rc) dT_k)
-        d = dfc[q] * (sa[q] + w[q] * sb[q]) + fc[q] * (2.0 / rc_r) * (sc[q] + w[q] * sd[q])
+        d = dfc[q] * (sa[q] + w[q] * sb[q]) + fc[q] * x_scale * (sc[q] + w[q] * sd[q])
         gx[q] = d * ux[q]
         gy[q] = d * uy[q]
         gz[q] = d * uz[q]
@@ -387,17 +412,17 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
             fc_b = fca[b_]
             dfc_b = dfca[b_]
             cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-            xa = cos * slope - 1.0 if legacy else cos
+            xa = cos * F(slope) - F(1.0) if legacy else cos
             _chebyshev_d(xa, na, T, dT)
             ww = w[a] * w[b]
-            st = 0.0
-            su = 0.0
+            st = F(0.0)
+            su = F(0.0)
             for k in range(na):
                 gk = g[nr + k] + ww * g[2 * nr + na + k] if weighted else g[nr + k]
                 st += gk * T[k]
                 su += gk * dT[k]
             f = fc_a * fc_b
-            fs = f * slope if legacy else f
+            fs = f * F(slope) if legacy else f
             # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
             gx[a] += su * fs * (ux[b] - cos * ux[a]) / r[a] + st * dfc_a * fc_b * ux[a]
             gy[a] += su * fs * (uy[b] - cos * uy[a]) / r[a] + st * dfc_a * fc_b * uy[a]
@@ -407,29 +432,31 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
             gz[b] += su * fs * (uz[a] - cos * uz[b]) / r[b] + st * fc_a * dfc_b * uz[b]
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _n_items(centers, n_centers):
     return centers.shape[0] if centers.shape[0] > 0 else n_centers
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _center_of(centers, c):
     return centers[c] if centers.shape[0] > 0 else c
 
 
-@njit(cache=True)
-def _scratch(width, K):
+@njit(error_model="numpy", cache=True)
+def _scratch(width, K, like):
     """One thread's arrays for a centre's members (width: most pairs of a
     centre) and Chebyshev values (K orders): T, dT, idx, a_idx, then the
     float rows ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur,
-    u_prev, u_cur, sa, sb, sc, sd, gx, gy, gz."""
+    u_prev, u_cur, sa, sb, sc, sd, gx, gy, gz, in the dtype of `like`."""
     e = np.empty
-    return (e(K), e(K), e(width, dtype=np.int64), e(width, dtype=np.int64), e(width), e(width), e(width), e(width),
-            e(width), e(width), e(width), e(width), e(width), e(width), e(width), e(width), e(width), e(width),
-            e(width), e(width), e(width), e(width), e(width), e(width), e(width))
+    t = like.dtype
+    return (e(K, t), e(K, t), e(width, dtype=np.int64), e(width, dtype=np.int64), e(width, t), e(width, t),
+            e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t),
+            e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t),
+            e(width, t), e(width, t), e(width, t))
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                       weighted, slope, legacy, rmin, out):
     """out[i] = [R (nr), A (na), Rw (nr), Aw (na)] for each centre i in
@@ -439,7 +466,7 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
     width = _widest(starts)
     for chunk in prange(n_chunks):
         (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
-         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na))
+         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na), out)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
@@ -448,7 +475,7 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
                                T, t_prev, t_cur, sa)
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                     weighted, slope, legacy, rmin, grad_features, grad_vectors):
     """grad_vectors[p] = dE/dv_p from grad_features = dE/dG (rows of the
@@ -458,7 +485,7 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
     width = _widest(starts)
     for chunk in prange(n_chunks):
         (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
-         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na))
+         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na), grad_features)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -479,26 +506,28 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
                 grad_vectors[p, 2] = gz[q]
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _activate(z, code):
-    """aenet activation (0 linear, 1 tanh, 2 sigmoid, 3 mtanh, 4 twist) and its derivative."""
+    """aenet activation (0 linear, 1 tanh, 2 sigmoid, 3 mtanh, 4 twist) and its derivative (in z's type)."""
+    F = type(z)
+    one = F(1.0)
     if code == 1:
         t = math.tanh(z)
-        return t, 1.0 - t * t
+        return t, one - t * t
     if code == 2:
-        s = 1.0 / (1.0 + math.exp(-z))
-        return s, s * (1.0 - s)
+        s = one / (one + math.exp(-z))
+        return s, s * (one - s)
     if code == 3 or code == 4:
-        t = math.tanh(0.666666666666667 * z)
-        a = 1.7159 * t
-        da = 1.7159 * 0.666666666666667 * (1.0 - t * t)
+        t = math.tanh(F(0.666666666666667) * z)
+        a = F(1.7159) * t
+        da = F(1.7159 * 0.666666666666667) * (one - t * t)
         if code == 4:
-            return a + 0.1 * z, da + 0.1
+            return a + F(0.1) * z, da + F(0.1)
         return a, da
-    return z, 1.0
+    return z, one
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale, e_shift,
              h, dh, z):
     """Atomic energy of one centre of species s from its descriptor row
@@ -506,6 +535,7 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
     into grad. WT holds each layer's weights transposed, (in, out), so
     both passes run over contiguous rows (SIMD). h[l], dh[l]: activations
     and their derivatives of layer l; z: scratch."""
+    F = WT.dtype.type
     nf = sizes[s, 0]
     for k in range(nf):
         h[0, k] = (row[k] - shift[s, k]) * scale[s, k]
@@ -532,7 +562,7 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
             w0 = w_off[s, l]
             for k in range(n_in):
                 base = w0 + k * n_out
-                acc = 0.0
+                acc = F(0.0)
                 for o in range(n_out):
                     acc += WT[base + o] * z[o]
                 grad[k] = acc
@@ -544,7 +574,7 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
     return energy
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                  weighted, slope, legacy, rmin, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale,
                  e_shift, energies, want_forces, f_parts, w_parts, wa_parts, want_atomic):
@@ -557,7 +587,11 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     in the running thread's own slice of f_parts (T, N, 3), w_parts
     (T, 3, 3) and wa_parts (T, N, 3, 3) (neighbour rows are shared between
     centres: a scatter); the caller adds the slices up. No per-pair array
-    is made, and the members of a centre are found once."""
+    is made, and the members of a centre are found once. The arithmetic
+    runs in the dtype of the networks' arrays (WT, ...), as do the outputs
+    and the type weights (float32 for a float32 model: twice the SIMD lanes);
+    pair vectors and distances are made in float64 either way."""
+    F = WT.dtype.type
     n_items = _n_items(centers, starts.shape[0] - 1)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
@@ -567,10 +601,11 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         tid = numba.get_thread_id()
         f = f_parts[tid]
         wv = w_parts[tid]
-        row, grad, z = np.empty(n_features), np.empty(widest_layer), np.empty(widest_layer)
-        h, dh = np.empty((sizes.shape[1], widest_layer)), np.empty((sizes.shape[1], widest_layer))
+        dt = WT.dtype
+        row, grad, z = np.empty(n_features, dt), np.empty(widest_layer, dt), np.empty(widest_layer, dt)
+        h, dh = np.empty((sizes.shape[1], widest_layer), dt), np.empty((sizes.shape[1], widest_layer), dt)
         (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
-         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na))
+         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na), WT)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights,
@@ -586,18 +621,18 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
                              dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
                              gx, gy, gz)
             # the centre's sums in registers (stores to f[j] could alias them in memory)
-            fi0 = 0.0
-            fi1 = 0.0
-            fi2 = 0.0
-            w00 = 0.0
-            w01 = 0.0
-            w02 = 0.0
-            w10 = 0.0
-            w11 = 0.0
-            w12 = 0.0
-            w20 = 0.0
-            w21 = 0.0
-            w22 = 0.0
+            fi0 = F(0.0)
+            fi1 = F(0.0)
+            fi2 = F(0.0)
+            w00 = F(0.0)
+            w01 = F(0.0)
+            w02 = F(0.0)
+            w10 = F(0.0)
+            w11 = F(0.0)
+            w12 = F(0.0)
+            w20 = F(0.0)
+            w21 = F(0.0)
+            w22 = F(0.0)
             for q in range(n):
                 g0, g1, g2 = gx[q], gy[q], gz[q]
                 fi0 += g0
@@ -622,7 +657,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
                 for q in range(n):
                     j = jidx[idx[q]]
                     for a in range(3):
-                        va = 0.5 * r[q] * (ux[q] if a == 0 else (uy[q] if a == 1 else uz[q]))
+                        va = F(0.5) * r[q] * (ux[q] if a == 0 else (uy[q] if a == 1 else uz[q]))
                         for b in range(3):
                             vg = va * (gx[q] if b == 0 else (gy[q] if b == 1 else gz[q]))
                             wa_parts[tid, i, a, b] += vg
@@ -747,7 +782,7 @@ class CompiledChebyshev(torch.autograd.Function):
         return torch.from_numpy(grad).to(grad_out.dtype), None, None, None, None
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def angular_jacobian_kernel(va, starts, a_species, n_species, rc_a, na, legacy, slope, jac):
     """Stored angular derivatives for force training (`descriptor_jacobian`):
     for every triplet {p, q} of a centre (its angular pairs are
@@ -807,7 +842,7 @@ def angular_jacobian(va: Tensor, a_center: Tensor, a_species: Tensor, n_centers:
     return torch.from_numpy(jac).to(va.dtype)
 
 
-@njit(parallel=True, cache=True)
+@njit(error_model="numpy", parallel=True, cache=True)
 def pair_vectors_kernel(positions, cell, i, j, shifts, out):
     """out[p] = positions[j[p]] - positions[i[p]] + shifts[p] . cell."""
     for p in prange(i.shape[0]):
@@ -817,7 +852,7 @@ def pair_vectors_kernel(positions, cell, i, j, shifts, out):
             out[p, c] = positions[b, c] - positions[a, c] + s0 * cell[0, c] + s1 * cell[1, c] + s2 * cell[2, c]
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def full_list_kernel(n_atoms, i, j, shifts):
     """A full pair list sorted by centre from a half list (each pair once):
     (i, j, S) and (j, i, -S), by a counting sort over the centres."""
@@ -855,7 +890,7 @@ def full_list_from_half(n_atoms: int, i: Tensor, j: Tensor, shifts: Tensor):
     return torch.from_numpy(oi), torch.from_numpy(oj), torch.from_numpy(os_)
 
 
-@njit(parallel=True, cache=True)
+@njit(error_model="numpy", parallel=True, cache=True)
 def pairs_within_kernel(positions, cell, i, j, shifts, cutoff, block):
     """The pairs of a (cutoff + skin) list that are inside `cutoff`, with their
     vectors, in list order: two parallel passes over blocks (count, write)."""
@@ -952,20 +987,25 @@ def serves(model) -> bool:
 _last_pack = [None]
 
 
-def packed_networks(model):
-    """`pack_networks`, remembered while the model's parameters and buffers
-    are the same tensors, not modified in place (training changes them)."""
+def packed_networks(model, dtype=np.float64):
+    """`pack_networks` (its float arrays in `dtype`), remembered while the
+    model's parameters and buffers are the same tensors, not modified in
+    place (training changes them)."""
     import weakref
 
     tensors = [t for net in model.networks for t in (*net.parameters(), *net.buffers())]
     versions = [t._version for t in tensors]
     last = _last_pack[0]
-    if last is not None and last[0]() is model and last[2] == versions and len(last[1]) == len(tensors) \
-            and all(ref() is t for ref, t in zip(last[1], tensors)):
-        return last[3]
-    packed = pack_networks(model)
-    _last_pack[0] = (weakref.ref(model), [weakref.ref(t) for t in tensors], versions, packed)
-    return packed
+    if not (last is not None and last[0]() is model and last[2] == versions and len(last[1]) == len(tensors)
+            and all(ref() is t for ref, t in zip(last[1], tensors))):
+        last = (weakref.ref(model), [weakref.ref(t) for t in tensors], versions, {})
+        _last_pack[0] = last
+    by_dtype = last[3]
+    key = np.dtype(dtype).name
+    if key not in by_dtype:
+        packed = pack_networks(model)
+        by_dtype[key] = tuple(a.astype(dtype) if a.dtype == np.float64 else a for a in packed)
+    return by_dtype[key]
 
 
 def pack_networks(model):
@@ -1013,9 +1053,11 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     `vectors`, geometry = (positions (N, 3), cell (3, 3), shifts (P, 3))
     gives them as r_j - r_i + shifts . cell, computed where needed. Returns
     (energies, forces, virial, atomic virials or None) as tensors in
-    `dtype` (default: that of `vectors`; computed in float64; forces etc.
-    None without `gradients`)."""
+    `dtype` (default: that of `vectors`; forces etc. None without
+    `gradients`). A float32 model computes in float32 (pair vectors and
+    distances in float64), anything else in float64."""
     dtype = dtype or (vectors.dtype if vectors is not None else torch.float64)
+    work = np.float32 if dtype == torch.float32 else np.float64
     n = species.shape[0]
     order, starts = center_view(pair_i, n)
     if vectors is None:
@@ -1031,17 +1073,18 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     else:
         setup = np.asarray(model.descriptor_of_element, dtype=np.int64)[spec]
         centers_of_setup = [np.flatnonzero(setup == d).astype(np.int64) for d in range(len(model.descriptors))]
-    networks = packed_networks(model)
-    energies = np.zeros(n)
+    networks = packed_networks(model, work)
+    energies = np.zeros(n, work)
     with torch_threads(dynamic=True):
         threads = numba.get_num_threads() if gradients else 0
-        f_parts = np.zeros((threads, n, 3))
-        w_parts = np.zeros((threads, 3, 3))
-        wa_parts = np.zeros((threads if atomic_virials else 0, n, 3, 3))
+        f_parts = np.zeros((threads, n, 3), work)
+        w_parts = np.zeros((threads, 3, 3), work)
+        wa_parts = np.zeros((threads if atomic_virials else 0, n, 3, 3), work)
         for d, centers in zip(model.descriptors, centers_of_setup):
             if centers is NONE or centers.size:
-                model_kernel(v, geom, spec, jn, order, starts, centers, *_settings(d), *networks, energies,
-                             gradients, f_parts, w_parts, wa_parts, atomic_virials)
+                weights, *settings = _settings(d)
+                model_kernel(v, geom, spec, jn, order, starts, centers, weights.astype(work), *settings, *networks,
+                             energies, gradients, f_parts, w_parts, wa_parts, atomic_virials)
     e = torch.from_numpy(energies).to(dtype)
     if not gradients:
         return e, None, None, None
