@@ -17,8 +17,9 @@ per line, medians over the repeats:
   1 thread (each 2-thread run against the 1-thread run just before it:
   one thread's speed drifts between processes on a shared VM), the
   machine's own ceiling (two 1-thread processes at once against one
-  alone), and 2 threads with a busy-loop process on the other core,
-  beside 1 thread under the same load;
+  alone), and 2 threads with a busy-loop process on the other core
+  against 1 thread under the same busy loop just before (adjacent pairs
+  again), with the thread counts the adaptive policy used;
 - memory: peak RSS above the imports at 8,192 atoms (`--large`: and the
   peak at 100,000 atoms).
 
@@ -60,7 +61,7 @@ def worker(cfg):
 
     torch.set_num_threads(cfg["threads"])
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    from aenet_torch_ase import AenetTorch
+    from aenet_torch_ase import AenetTorch, threads
     from aenet_torch_ase.potential import compiled_kernels
 
     dtype = {"float64": torch.float64, "float32": torch.float32}[cfg["dtype"]]
@@ -93,6 +94,7 @@ def worker(cfg):
     return {"us_per_atom": float(np.median(times)) / len(atoms) * 1e6,
             "cpu_us_per_atom": float(np.median(cpu)) / len(atoms) * 1e6,
             "atoms": len(atoms), "threads": cfg["threads"], "builds": calc._neighbors.builds,
+            "picked": statistics.median(threads.picked[-len(times):]) if threads.picked else cfg["threads"],
             "peak_mb": peak / 1024, "above_imports_mb": (peak - rss_imports) / 1024, "start_mb": rss0 / 1024}
 
 
@@ -110,18 +112,22 @@ def run_together(cfg, n):
     return out
 
 
-def run(cfg, busy=False):
-    hog = None
-    if busy:  # another process keeps one core busy
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+class busy_core:
+    """Another process keeping one core busy (a busy loop) while the block runs."""
+
+    def __enter__(self):
+        self.hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         time.sleep(1.0)
-    try:
-        env = dict(os.environ)
-        out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True,
-                             env=env, timeout=3600)
-    finally:
-        if hog is not None:
-            hog.kill()
+        return self
+
+    def __exit__(self, *exc):
+        self.hog.kill()
+        self.hog.wait()
+
+
+def run(cfg):
+    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True,
+                         env=dict(os.environ), timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -176,12 +182,21 @@ def main():
     print(f"machine ceiling: two 1-thread processes at once run at {pair[0]['us_per_atom']:.1f} and "
           f"{pair[1]['us_per_atom']:.1f} core-us/atom, one alone {alone['us_per_atom']:.1f}: throughput "
           f"{alone['us_per_atom'] * sum(1.0 / r['us_per_atom'] for r in pair):.2f}x one process")
-    one_busy = run(dict(base, threads=1), busy=True)
-    two_busy = run(dict(base, threads=2), busy=True)
-    print(f"per machine, 1 thread, other core busy: {one_busy['us_per_atom']:.1f} us/atom")
-    print(f"per machine, 2 threads, other core busy: {two_busy['us_per_atom']:.1f} us/atom")
-    print(f"ratio 2 threads / 1 thread with a busy core (<= 1 is the goal): "
-          f"{two_busy['us_per_atom'] / one_busy['us_per_atom']:.2f}")
+    # the same with a busy-loop process on the other core, each pair under one busy loop
+    busy_ratios, ones_busy, twos_busy, picked = [], [], [], []
+    for _ in range(args.rounds):
+        with busy_core():
+            one_busy = run(dict(base, threads=1))
+            two_busy = run(dict(base, threads=2))
+        busy_ratios.append(two_busy["us_per_atom"] / one_busy["us_per_atom"])
+        ones_busy.append(one_busy["us_per_atom"])
+        twos_busy.append(two_busy["us_per_atom"])
+        picked.append(two_busy["picked"])
+    print(f"per machine, 1 thread, other core busy: {statistics.median(ones_busy):.1f} us/atom")
+    print(f"per machine, 2 threads requested, other core busy: {statistics.median(twos_busy):.1f} us/atom "
+          f"(threads the policy used, median per run: {' '.join(f'{p:g}' for p in picked)})")
+    print(f"ratio 2 threads / 1 thread with a busy core (<= 1 is the goal; median of {args.rounds} adjacent pairs "
+          f"{' '.join(f'{x:.2f}' for x in busy_ratios)}): {statistics.median(busy_ratios):.2f}")
     print(f"memory: peak RSS above the imports at {args.atoms} atoms: {two['above_imports_mb']:.0f} MB "
           f"(peak {two['peak_mb']:.0f} MB)")
     if args.large:

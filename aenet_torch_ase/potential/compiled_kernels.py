@@ -621,18 +621,8 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
                              dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
                              gx, gy, gz)
             # the centre's sums in registers (stores to f[j] could alias them in memory)
-            fi0 = F(0.0)
-            fi1 = F(0.0)
-            fi2 = F(0.0)
-            w00 = F(0.0)
-            w01 = F(0.0)
-            w02 = F(0.0)
-            w10 = F(0.0)
-            w11 = F(0.0)
-            w12 = F(0.0)
-            w20 = F(0.0)
-            w21 = F(0.0)
-            w22 = F(0.0)
+            fi0 = fi1 = fi2 = F(0.0)
+            w00 = w01 = w02 = w10 = w11 = w12 = w20 = w21 = w22 = F(0.0)
             for q in range(n):
                 g0, g1, g2 = gx[q], gy[q], gz[q]
                 fi0 += g0
