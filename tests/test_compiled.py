@@ -109,6 +109,24 @@ def test_compiled_float32_computes_in_float32_to_its_round_off():
     np.testing.assert_allclose(r32["stress"], r64["stress"], rtol=0, atol=1e-5 * np.abs(r64["stress"]).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_tanh_within_three_ulp(dtype):
+    """The kernels' own tanh (no libm call, so it runs in SIMD lanes) against
+    numpy's float64 tanh, in units in the last place of the dtype: tiny, small,
+    moderate, saturated and huge arguments of both signs; odd; NaN stays NaN."""
+    tanh = compiled_kernels._tanh
+    mags = np.concatenate([np.geomspace(1e-30, 30.0, 20001), np.linspace(0.0, 25.0, 5001), [1e6, np.inf]])
+    x = np.concatenate([mags, -mags]).astype(dtype)
+    got = np.array([tanh(v) for v in x], dtype=np.float64)
+    assert np.array_equal(got.astype(dtype).astype(np.float64), got)  # computed in the argument's type
+    ref = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(ref).astype(dtype)).astype(np.float64)
+    err = np.abs(got.astype(np.float64) - ref) / ulp
+    assert err.max() <= 3.0, (x[err.argmax()], err.max())
+    assert np.array_equal(got[: len(mags)], -got[len(mags):])
+    assert np.isnan(tanh(dtype(np.nan)))
+
+
 def test_compiled_gradients_unsorted_pairs_and_double_backward(tiny_potential):
     """Pairs in any order (counting sort), dE/dv equal to the torch kernels; a
     backward with create_graph (force training through the model) is exact too."""

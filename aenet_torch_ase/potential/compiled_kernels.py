@@ -506,19 +506,76 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
                 grad_vectors[p, 2] = gz[q]
 
 
+# tanh without libm: exp by ln 2 range reduction, a series and a power of two
+# made by selects, so that a layer's activations run in SIMD lanes (libm's tanh,
+# called once per unit, was half the time of a network's forward pass)
+_INV_LN2 = 1.0 / math.log(2.0)
+_LN2_HI = 0.693145751953125  # 15 significant bits: k * _LN2_HI is exact (k <= 58) in float32 and float64
+_LN2_LO = math.log(2.0) - _LN2_HI
+_E = tuple(1.0 / math.factorial(k) for k in range(14, 1, -1))  # 1/14! .. 1/2!
+
+
+@njit(error_model="numpy", cache=True, fastmath={"contract"})  # no reassociation: the reduction's order matters
+def _tanh(z):
+    """tanh(z) in z's type, within 3 ulp of the correctly rounded value
+    (tested): expm1(2|z|) / (expm1(2|z|) + 2) with the sign of z, |z|
+    capped at 20 (tanh(20) is 1 in float64; NaN stays NaN). expm1(y) = 2^k (expm1(r) + 1)
+    - 1 with y = k ln 2 + r, |r| <= ln(2)/2, expm1(r) by its series to r^14
+    (error < 1e-17)."""
+    F = type(z)
+    one, two, zero = F(1.0), F(2.0), F(0.0)
+    a = abs(z)
+    y = two * (F(20.0) if a > F(20.0) else a)  # a NaN stays NaN
+    k = np.floor(y * F(_INV_LN2) + F(0.5))
+    r = (y - k * F(_LN2_HI)) - k * F(_LN2_LO)
+    q = F(_E[0])
+    q = q * r + F(_E[1])
+    q = q * r + F(_E[2])
+    q = q * r + F(_E[3])
+    q = q * r + F(_E[4])
+    q = q * r + F(_E[5])
+    q = q * r + F(_E[6])
+    q = q * r + F(_E[7])
+    q = q * r + F(_E[8])
+    q = q * r + F(_E[9])
+    q = q * r + F(_E[10])
+    q = q * r + F(_E[11])
+    q = q * r + F(_E[12])
+    q = (q * r + one) * r  # expm1(r)
+    # 2^k for k = 0..58 from its binary digits, by selects (no integer conversion: AVX2 has none for 64 bits)
+    b = k >= F(32.0)
+    p2 = F(4294967296.0) if b else one
+    k = k - (F(32.0) if b else zero)
+    b = k >= F(16.0)
+    p2 = p2 * (F(65536.0) if b else one)
+    k = k - (F(16.0) if b else zero)
+    b = k >= F(8.0)
+    p2 = p2 * (F(256.0) if b else one)
+    k = k - (F(8.0) if b else zero)
+    b = k >= F(4.0)
+    p2 = p2 * (F(16.0) if b else one)
+    k = k - (F(4.0) if b else zero)
+    b = k >= two
+    p2 = p2 * (F(4.0) if b else one)
+    k = k - (two if b else zero)
+    p2 = p2 * (two if k >= one else one)
+    em1 = p2 * q + (p2 - one)  # expm1(y), no cancellation for small y
+    return math.copysign(em1 / (em1 + two), z)
+
+
 @njit(error_model="numpy", cache=True)
 def _activate(z, code):
     """aenet activation (0 linear, 1 tanh, 2 sigmoid, 3 mtanh, 4 twist) and its derivative (in z's type)."""
     F = type(z)
     one = F(1.0)
     if code == 1:
-        t = math.tanh(z)
+        t = _tanh(z)
         return t, one - t * t
     if code == 2:
         s = one / (one + math.exp(-z))
         return s, s * (one - s)
     if code == 3 or code == 4:
-        t = math.tanh(F(0.666666666666667) * z)
+        t = _tanh(F(0.666666666666667) * z)
         a = F(1.7159) * t
         da = F(1.7159 * 0.666666666666667) * (one - t * t)
         if code == 4:
@@ -551,8 +608,14 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
             for o in range(n_out):
                 z[o] += WT[base + o] * hk
         code = acts[s, l]
-        for o in range(n_out):
-            h[l + 1, o], dh[l + 1, o] = _activate(z[o], code)
+        if code == 1:  # tanh, the common case, in its own loop: SIMD
+            for o in range(n_out):
+                t = _tanh(z[o])
+                h[l + 1, o] = t
+                dh[l + 1, o] = F(1.0) - t * t
+        else:
+            for o in range(n_out):
+                h[l + 1, o], dh[l + 1, o] = _activate(z[o], code)
     energy = h[L, 0] * e_scale[s] + e_shift[s]
     if want_grad:
         # backward: z holds dE/d(pre-activation) of layer l + 1, grad dE/dh of layer l
@@ -998,11 +1061,20 @@ def packed_networks(model, dtype=np.float64):
     return by_dtype[key]
 
 
+#: hidden layers are packed with their width rounded up to a multiple of this
+#: (units with zero weights and biases, whose outputs go nowhere), so that a
+#: layer's loops run in whole SIMD vectors with no scalar remainder
+LANES = 8
+
+
 def pack_networks(model):
     """The per-element networks as flat float64 arrays for `model_kernel`:
     (n_layers (S,), sizes (S, L+1), activation codes (S, L), weights
     transposed to (in, out) and their offsets (S, L), biases and offsets, feature shift and scale
-    (S, F), energy scale (S,), energy shift + E_atom (S,))."""
+    (S, F), energy scale (S,), energy shift + E_atom (S,)). Hidden widths in
+    `sizes` are padded to a multiple of `LANES` with zero weights: a padded
+    unit's input is 0 and its outgoing weights are 0, so neither the energy
+    nor any derivative changes."""
     nets = list(model.networks)
     S = len(nets)
     L = max(len(net.layers) for net in nets)
@@ -1019,15 +1091,21 @@ def pack_networks(model):
         f = int(net.feature_shift.numel())
         shift[s, :f] = net.feature_shift.detach().double().numpy()
         scale[s, :f] = net.feature_scale.detach().double().numpy()
-        sizes[s, 0] = net.layers[0].in_features
+        n_in = sizes[s, 0] = net.layers[0].in_features
         for l, layer in enumerate(net.layers):
-            sizes[s, l + 1] = layer.out_features
+            last = l == len(net.layers) - 1
+            n_out = layer.out_features if last else -(-layer.out_features // LANES) * LANES
+            sizes[s, l + 1] = n_out
             acts[s, l] = net.activations[l]
             w_off[s, l], b_off[s, l] = nw, nb
-            weights.append(layer.weight.detach().double().T.reshape(-1).numpy())  # (in, out)
-            biases.append(layer.bias.detach().double().numpy())
-            nw += weights[-1].size
-            nb += biases[-1].size
+            w, b = np.zeros((n_in, n_out)), np.zeros(n_out)
+            w[:layer.in_features, :layer.out_features] = layer.weight.detach().double().T.numpy()  # (in, out)
+            b[:layer.out_features] = layer.bias.detach().double().numpy()
+            weights.append(w.reshape(-1))
+            biases.append(b)
+            nw += w.size
+            nb += b.size
+            n_in = n_out
     e_scale = np.array([float(net.energy_scale) for net in nets])
     e_shift = np.array([float(net.energy_shift) + float(net.e_atom) for net in nets])
     return (n_layers, sizes, acts, np.concatenate(weights), w_off, np.concatenate(biases), b_off, shift, scale,
