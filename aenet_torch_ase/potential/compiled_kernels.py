@@ -528,19 +528,10 @@ def _tanh(z):
     y = two * (F(20.0) if a > F(20.0) else a)  # a NaN stays NaN
     k = np.floor(y * F(_INV_LN2) + F(0.5))
     r = (y - k * F(_LN2_HI)) - k * F(_LN2_LO)
-    q = F(_E[0])
-    q = q * r + F(_E[1])
-    q = q * r + F(_E[2])
-    q = q * r + F(_E[3])
-    q = q * r + F(_E[4])
-    q = q * r + F(_E[5])
-    q = q * r + F(_E[6])
-    q = q * r + F(_E[7])
-    q = q * r + F(_E[8])
-    q = q * r + F(_E[9])
-    q = q * r + F(_E[10])
-    q = q * r + F(_E[11])
-    q = q * r + F(_E[12])
+    # Horner written out, as for the cutoff's series
+    q = (((((((((((F(_E[0]) * r + F(_E[1])) * r + F(_E[2])) * r + F(_E[3])) * r + F(_E[4])) * r + F(_E[5]))
+                * r + F(_E[6])) * r + F(_E[7])) * r + F(_E[8])) * r + F(_E[9])) * r + F(_E[10])) * r
+         + F(_E[11])) * r + F(_E[12])
     q = (q * r + one) * r  # expm1(r)
     # 2^k for k = 0..58 from its binary digits, by selects (no integer conversion: AVX2 has none for 64 bits)
     b = k >= F(32.0)
