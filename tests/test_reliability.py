@@ -255,6 +255,34 @@ def test_atomic_writes_follow_the_umask_and_keep_modes(tmp_path):
         os.umask(old)
 
 
+@pytest.mark.parametrize("writer", ["text", "structure"])
+def test_atomic_writes_sync_the_data_before_the_rename_and_the_folder_after(tmp_path, monkeypatch, writer):
+    """A power cut leaves the old file or the whole new one: the temporary
+    file's data reach the disk before it is renamed into place, and the
+    folder (the rename) after."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else os.fstat(fd).st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.getsize(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "out.extxyz"
+    if writer == "text":
+        atomic_write_text(str(target), "some text\n")
+    else:
+        write_structure(target, Atoms("Li2", positions=[[0, 0, 0], [2, 0, 0]], cell=[5, 5, 5]))
+    size = target.stat().st_size
+    assert size > 0
+    assert events == [("fsync", size), ("replace", size), ("fsync", "dir")]
+
+
 def test_convert_refuses_same_input_and_output(potential_dir, tmp_path, capsys):
     path = tmp_path / "Li.nn"
     path.write_bytes((potential_dir / "Li.nn").read_bytes())

@@ -32,7 +32,8 @@ def current_umask() -> int:
     return mask
 
 
-def _fsync_directory(directory: str) -> None:
+def fsync_directory(directory: str) -> None:
+    """Sync a directory after a rename in it, so the rename survives a power cut."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -41,6 +42,15 @@ def _fsync_directory(directory: str) -> None:
         os.fsync(fd)
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str) -> None:
+    """Flush a written file's data to the disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -72,7 +82,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def atomic_write_text(path: str, text: str) -> None:
