@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,7 +91,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", required=True)
     ap.add_argument("--out", default="modulus_study.json")
-    ap.add_argument("--only", nargs="+")
+    ap.add_argument("--only", nargs="+", metavar="NAME",
+                    help="run only these cases: a case's whole name, or the part before one of its '/' "
+                         "(256mq runs every case of that cell, 256mq/T300 its 300 K ones)")
     args = ap.parse_args()
     calc = AenetTorch("LiSi-Artrith2018")
     cells = {p.stem.replace("a-Li13Si4_", ""): p for p in Path(args.cells).glob("a-Li13Si4_*.extxyz")}
@@ -121,9 +124,19 @@ def main():
               ("256mq/T300/rate1e10/npt/seed2", "256mq", ("tension", 300.0, 1e10, "npt", 2.0, 2)),
               ("1024mq/T300/rate1e10/npt/seed2", "1024mq", ("tension", 300.0, 1e10, "npt", 2.0, 2)),
               ("1024mq/T10/rate1e10/npt", "1024mq", ("tension", 10.0, 1e10, "npt"))]
+    def matches(name, wanted):  # the whole name or the part before one of its '/'
+        wanted = wanted.rstrip("/")
+        return name == wanted or name.startswith(wanted + "/")
+
+    def selected(name):
+        return not args.only or any(matches(name, o) for o in args.only)
+
+    unknown = [o for o in args.only or [] if not any(matches(name, o) for name, _, _ in cases)]
+    if unknown:
+        sys.exit(f"--only {' '.join(unknown)}: no such case; the cases are: {', '.join(n for n, _, _ in cases)}")
     print(f"# published Li-Si potential, {torch.get_num_threads()} threads; cells: {sorted(cells)}", flush=True)
     for name, cell, what in cases:
-        if name in done or cell not in cells or (args.only and not any(o in name for o in args.only)):
+        if name in done or cell not in cells or not selected(name):
             continue
         atoms = ase.io.read(cells[cell])
         atoms.calc = None
