@@ -34,6 +34,7 @@ from typing import Optional
 import numpy as np
 from ase import units
 
+from .errors import ResultError
 from .io.structure_files import write_structure
 
 #: the seed's Young's modulus of a-Li13Si4: simulation and nanoindentation (GPa)
@@ -127,7 +128,7 @@ def make_cell(n_atoms: int, calc, *, seed: int = 0, progress: bool = True, melt_
     equilibrate_volume(atoms, calc, seed=seed, time_ps=npt_ps)
     closest = closest_pair(atoms)
     if closest < COLLAPSED:
-        raise RuntimeError(f"two atoms collapsed ({closest:.2f} A) while making the cell: "
+        raise ResultError(f"two atoms collapsed ({closest:.2f} A) while making the cell: "
                            f"use a bundled cell (--atoms 1024 or 256) or another potential")
     atoms.calc = None
     wall = f" with a {guard:g} A wall" if guard else ""

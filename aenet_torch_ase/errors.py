@@ -35,4 +35,5 @@ class OutputError(AenetError, ValueError):
 
 
 class ResultError(AenetError, ArithmeticError):
-    """A model returned a non-finite energy, force or stress."""
+    """A model returned a non-finite energy, force or stress, or a simulation
+    produced a structure that makes no physical sense (atoms collapsed)."""

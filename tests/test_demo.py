@@ -145,3 +145,25 @@ def test_mean_modulus_of_axes():
     assert m["value"] == pytest.approx(40.0) and m["stderr"] == pytest.approx(5.0 / 3.0) and m["axes"] == ["x", "y", "z"]
     fits["z"] = {"value": None, "stderr": None, "note": "window not reached"}
     assert mean_modulus(fits)["value"] is None
+
+
+def test_a_collapsed_new_cell_is_a_clear_error(monkeypatch):
+    """make_cell refuses a cell whose atoms collapsed while it was made, with
+    an aenet-torch error (the CLI prints it without a traceback) that says
+    what to use instead. The expensive steps are stood in for; the check is
+    the real one."""
+    from aenet_torch_ase import demo
+    from aenet_torch_ase.errors import AenetError
+    from aenet_torch_ase.md import run, structures
+
+    def collapse(atoms, calc, **kw):
+        atoms = atoms.copy()
+        atoms.positions[1] = atoms.positions[0] + [0.5, 0.0, 0.0]
+        return atoms
+
+    monkeypatch.setattr(run, "minimize", lambda atoms, **kw: None)
+    monkeypatch.setattr(structures, "melt_quench", collapse)
+    monkeypatch.setattr(demo, "relax_to_zero_stress", lambda atoms: None)
+    monkeypatch.setattr(demo, "equilibrate_volume", lambda atoms, calc, **kw: None)
+    with pytest.raises(AenetError, match=r"two atoms collapsed \(0\.50 A\).*bundled cell"):
+        demo.make_cell(68, calc=None, progress=False)
