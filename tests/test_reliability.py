@@ -419,6 +419,25 @@ def test_resume_checks_structure_and_potential(lj_cell, tmp_path):
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
 
 
+def test_resume_without_the_structure_keeps_what_it_carried(lj_cell, tmp_path):
+    """A run resumed from its checkpoint alone keeps the structure's own
+    per-atom arrays (a stack's 'particle') and info in its frames and final
+    structure, as a run resumed with the structure file does."""
+    import ase.io
+
+    calc = BinaryLennardJones()
+    atoms = lj_cell.copy()
+    atoms.arrays["particle"] = np.arange(len(atoms)) % 3
+    atoms.info.update(source="stack of 3", n_particles=3, radii=np.array([1.5, 2.0, 2.5]))
+    out = run(atoms, calc, quick_protocol(), tmp_path / "r", progress=False, max_steps=5)
+    run(None, calc, Protocol(), out, resume=True, progress=False)
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    for final in (ase.io.read(out / "final.extxyz"), ase.io.read(out / "trajectory.extxyz", -1)):
+        np.testing.assert_array_equal(final.arrays["particle"], atoms.arrays["particle"])
+        assert final.info["source"] == "stack of 3" and final.info["n_particles"] == 3
+        np.testing.assert_allclose(final.info["radii"], [1.5, 2.0, 2.5])
+
+
 def test_train_resume_refuses_another_training_set(small_sets, tmp_path):
     _, sets = small_sets
     assert sets["A"].n_structures == sets["B"].n_structures

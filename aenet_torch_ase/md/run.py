@@ -296,8 +296,44 @@ def _save_checkpoint(out: Path, stage: str, step: int, dyn_state: dict, ref: dic
     arrays.update({f"ref_{k}": np.asarray(v) for k, v in ref.items()})
     # what identifies the structure, so a resume cannot mix it up with another
     arrays.update(id_numbers=atoms.numbers, id_masses=atoms.get_masses(), id_pbc=atoms.pbc)
+    arrays.update(_structure_extras(atoms))
     np.savez(buf, stage=np.array(stage), step=np.array(step), **arrays)
     atomic_write_bytes(str(out / "checkpoint.npz"), buf.getvalue())
+
+
+#: per-atom arrays the checkpoint holds as the state itself
+_STATE_ARRAYS = ("numbers", "positions", "momenta", "masses")
+
+
+def _structure_extras(atoms) -> dict:
+    """What the structure carries besides its state, for a resume without the
+    structure file: per-atom arrays of numbers or text (e.g. a stack's
+    'particle') as extra_<name>, and the entries of atoms.info that JSON
+    can hold as one JSON text (no pickled objects in a checkpoint)."""
+    extras = {f"extra_{name}": values for name, values in atoms.arrays.items()
+              if name not in _STATE_ARRAYS and values.dtype.kind in "biufU"}
+    info = {}
+    for key, value in atoms.info.items():
+        value = value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+        try:
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError):
+            continue  # not data JSON can hold: left out
+        info[str(key)] = value
+    extras["info_json"] = np.array(json.dumps(info))
+    return extras
+
+
+def _restore_extras(atoms, ckpt: dict) -> None:
+    """Put back what `_structure_extras` saved (checkpoints of older versions have none)."""
+    for key, values in ckpt.items():
+        if key.startswith("extra_") and len(values) == len(atoms):
+            atoms.arrays[key[len("extra_"):]] = values.copy()
+    if "info_json" in ckpt:
+        try:
+            atoms.info.update(json.loads(str(ckpt["info_json"])))
+        except ValueError as err:
+            raise InputFileError(f"the checkpoint's structure info is damaged ({err})") from None
 
 
 def _load_checkpoint(out: Path) -> dict:
@@ -426,7 +462,8 @@ def _resumed_state(out: Path, atoms, calc):
         given = atoms
         atoms = Atoms(numbers=numbers, positions=ckpt["dyn_q"], cell=ckpt["dyn_cell"], pbc=ckpt["id_pbc"],
                       masses=ckpt["id_masses"])
-        if given is not None:  # keep what the structure carries besides its state (e.g. a stack's 'particle')
+        _restore_extras(atoms, ckpt)  # what the structure carried besides its state (e.g. a stack's 'particle')
+        if given is not None:  # and what the structure file given now carries
             atoms.info.update(given.info)
             for name, values in given.arrays.items():
                 if name not in atoms.arrays and name != "momenta":
