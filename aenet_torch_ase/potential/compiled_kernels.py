@@ -157,17 +157,6 @@ def center_order(pair_center, n_centers):
 
 
 @njit(error_model="numpy", cache=True, fastmath=False)
-def _chebyshev(x, K, T):
-    """T_0..T_{K-1}(x) into T (in T's dtype, as x)."""
-    F = T.dtype.type
-    T[0] = F(1.0)
-    if K > 1:
-        T[1] = x
-    for k in range(2, K):
-        T[k] = F(2.0) * x * T[k - 1] - T[k - 2]
-
-
-@njit(error_model="numpy", cache=True, fastmath=False)
 def _chebyshev_d(x, K, T, dT):
     """T_k(x) and dT_k/dx = k U_{k-1}(x), k < K."""
     F = T.dtype.type
@@ -298,138 +287,204 @@ def _widest(starts):
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                       T, t_prev, t_cur, wfc):
-    """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members."""
+def _chebyshev_sums(row, off, off_w, K, n, x, f, fw, t_prev, t_cur, weighted):
+    """row[off + k] += sum_q f[q] T_k(x[q]) and, weighted, row[off_w + k] +=
+    sum_q fw[q] T_k(x[q]), for k < K: the recursion order by order over the
+    q (SIMD), t_prev and t_cur its scratch."""
     F = row.dtype.type
-    for k in range(row.shape[0]):
-        row[k] = 0.0
-    # radial: T_k over all pairs at once, order by order (SIMD over pairs)
     s0 = F(0.0)
     s0w = F(0.0)
     s1 = F(0.0)
     s1w = F(0.0)
     for q in range(n):
-        wfc[q] = w[q] * fc[q]
-        t_prev[q] = 1.0
+        t_prev[q] = F(1.0)
         t_cur[q] = x[q]
-        s0 += fc[q]
-        s0w += wfc[q]
-        s1 += fc[q] * x[q]
-        s1w += wfc[q] * x[q]
-    row[0] = s0
-    if nr > 1:
-        row[1] = s1
+        s0 += f[q]
+        s0w += fw[q]
+        s1 += f[q] * x[q]
+        s1w += fw[q] * x[q]
+    row[off] += s0
+    if K > 1:
+        row[off + 1] += s1
     if weighted:
-        row[nr + na] = s0w
-        if nr > 1:
-            row[nr + na + 1] = s1w
-    for k in range(2, nr):
+        row[off_w] += s0w
+        if K > 1:
+            row[off_w + 1] += s1w
+    for k in range(2, K):
         acc = F(0.0)
         accw = F(0.0)
         for q in range(n):
             t = F(2.0) * x[q] * t_cur[q] - t_prev[q]
             t_prev[q] = t_cur[q]
             t_cur[q] = t
-            acc += fc[q] * t
-            accw += wfc[q] * t
-        row[k] = acc
+            acc += f[q] * t
+            accw += fw[q] * t
+        row[off + k] += acc
         if weighted:
-            row[nr + na + k] = accw
-    # angular: unordered pairs of the members inside the angular cutoff
+            row[off_w + k] += accw
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
+                       t_prev, t_cur, wfc, pairs, tv):
+    """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members."""
+    for k in range(row.shape[0]):
+        row[k] = 0.0
+    # radial: T_k over all pairs at once, order by order (SIMD over pairs)
+    for q in range(n):
+        wfc[q] = w[q] * fc[q]
+    _chebyshev_sums(row, 0, nr + na, nr, n, x, fc, wfc, t_prev, t_cur, weighted)
+    # angular: unordered pairs of the members inside the angular cutoff, TRIPLETS at a time (SIMD over them)
+    nt = 0
     for a_ in range(m):
-        a = a_idx[a_]
         for b_ in range(a_ + 1, m):
-            b = a_idx[b_]
-            cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-            xa = cos * F(slope) - F(1.0) if legacy else cos
-            _chebyshev(xa, na, T)
-            f = fca[a_] * fca[b_]
-            for k in range(na):
-                row[nr + k] += f * T[k]
-            if weighted:
-                fw = f * w[a] * w[b]
-                for k in range(na):
-                    row[2 * nr + na + k] += fw * T[k]
+            pairs[0, nt] = a_
+            pairs[1, nt] = b_
+            nt += 1
+            if nt == TRIPLETS:
+                _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, w, a_idx, fca)
+                nt = 0
+    if nt > 0:
+        _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, w, a_idx, fca)
+
+
+#: triplets (pairs of a centre's angular members) evaluated at once, order by order in SIMD lanes
+TRIPLETS = 32
+
+
+@njit(error_model="numpy", cache=True)
+def _triplet_scratch(like):
+    """One thread's per-triplet arrays: member slots (2, TRIPLETS) and ten
+    float rows (TRIPLETS,) in the dtype of `like`."""
+    return np.empty((2, TRIPLETS), dtype=np.int64), np.empty((10, TRIPLETS), dtype=like.dtype)
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, w, a_idx, fca):
+    """Adds to row the angular terms of nt triplets (the members in slots
+    pairs[0, t], pairs[1, t] of a_idx): fc_a fc_b T_k(cos) and, weighted,
+    w_a w_b times that; the Chebyshev recursion order by order over the
+    triplets (as the radial one over pairs)."""
+    F = row.dtype.type
+    x, f, fw, t_prev, t_cur = tv[0], tv[1], tv[2], tv[3], tv[4]
+    for t in range(nt):
+        a_, b_ = pairs[0, t], pairs[1, t]
+        a, b = a_idx[a_], a_idx[b_]
+        cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
+        xt = cos * F(slope) - F(1.0) if legacy else cos
+        ft = fca[a_] * fca[b_]
+        x[t] = xt
+        f[t] = ft
+        fw[t] = ft * w[a] * w[b]
+        t_prev[t] = F(1.0)
+        t_cur[t] = xt
+    _chebyshev_sums(row, nr, 2 * nr + na, na, nt, x, f, fw, t_prev, t_cur, weighted)
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _chebyshev_gradient_sums(n, x, wq, g, off, off_w, K, weighted, t_prev, t_cur, u_prev, u_cur, st, su):
+    """For each q < n, with c_k = g[off + k] + wq[q] g[off_w + k] (the
+    second term only if weighted): st[q] = sum_k c_k T_k(x[q]) and su[q] =
+    sum_k c_k dT_k/dx (dT_k/dx = k U_{k-1}, U by its own recursion), k < K,
+    order by order, SIMD over the q."""
+    F = g.dtype.type
+    two = F(2.0)
+    g0 = g[off]
+    gw0 = g[off_w] if weighted else F(0.0)
+    for q in range(n):
+        st[q] = g0 + wq[q] * gw0  # T_0 = 1, dT_0 = 0
+        su[q] = F(0.0)
+        t_prev[q] = F(1.0)
+        t_cur[q] = x[q]
+        u_prev[q] = F(1.0)  # U_0
+        u_cur[q] = two * x[q]  # U_1
+    if K > 1:
+        g1 = g[off + 1]
+        gw1 = g[off_w + 1] if weighted else F(0.0)
+        for q in range(n):
+            c = g1 + wq[q] * gw1
+            st[q] += c * x[q]  # T_1 = x, dT_1 = 1
+            su[q] += c
+    for k in range(2, K):
+        gk = g[off + k]
+        gwk = g[off_w + k] if weighted else F(0.0)
+        fk = F(k)
+        for q in range(n):
+            tk = two * x[q] * t_cur[q] - t_prev[q]
+            t_prev[q] = t_cur[q]
+            t_cur[q] = tk
+            dtk = fk * u_cur[q]  # dT_k = k U_{k-1}
+            uk = two * x[q] * u_cur[q] - u_prev[q]
+            u_prev[q] = u_cur[q]
+            u_cur[q] = uk
+            c = gk + wq[q] * gwk
+            st[q] += c * tk
+            su[q] += c * dtk
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc, dfc, w, a_idx,
-                     fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd, gx, gy, gz):
+                     fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, pairs, tv):
     """(gx, gy, gz)[q] = dE/dv of member q of one centre, from g = dE/dG (its row)."""
-    # per pair: sa = sum_k g_k T_k, sb = sum_k gw_k T_k, sc, sd the same with dT_k/dx
-    # (dT_k/dx = k U_{k-1}; U by its own recursion), order by order, SIMD over pairs
     F = g.dtype.type
-    two = F(2.0)
-    g0 = g[0]
-    gw0 = g[nr + na] if weighted else F(0.0)
-    for q in range(n):
-        sa[q] = g0
-        sb[q] = gw0
-        sc[q] = 0.0
-        sd[q] = 0.0
-        t_prev[q] = 1.0
-        t_cur[q] = x[q]
-        u_prev[q] = 1.0  # U_0
-        u_cur[q] = two * x[q]  # U_1
-    if nr > 1:
-        g1 = g[1]
-        gw1 = g[nr + na + 1] if weighted else F(0.0)
-        for q in range(n):
-            sa[q] += g1 * x[q]
-            sb[q] += gw1 * x[q]
-            sc[q] += g1
-            sd[q] += gw1
-    for k in range(2, nr):
-        gk = g[k]
-        gwk = g[nr + na + k] if weighted else F(0.0)
-        fk = F(k)
-        for q in range(n):
-            t = two * x[q] * t_cur[q] - t_prev[q]
-            t_prev[q] = t_cur[q]
-            t_cur[q] = t
-            dt = fk * u_cur[q]  # dT_k = k U_{k-1}
-            u = two * x[q] * u_cur[q] - u_prev[q]
-            u_prev[q] = u_cur[q]
-            u_cur[q] = u
-            sa[q] += gk * t
-            sb[q] += gwk * t
-            sc[q] += gk * dt
-            sd[q] += gwk * dt
+    # per pair: sa = sum_k (g_k + w gw_k) T_k, sc = the same with dT_k/dx
+    _chebyshev_gradient_sums(n, x, w, g, 0, nr + na, nr, weighted, t_prev, t_cur, u_prev, u_cur, sa, sc)
     x_scale = F(2.0 / rc_r)
     for q in range(n):
         # dE/dr = sum_k (g_k + w gw_k) (dfc T_k + fc (2/Rc) dT_k)
-        d = dfc[q] * (sa[q] + w[q] * sb[q]) + fc[q] * x_scale * (sc[q] + w[q] * sd[q])
+        d = dfc[q] * sa[q] + fc[q] * x_scale * sc[q]
         gx[q] = d * ux[q]
         gy[q] = d * uy[q]
         gz[q] = d * uz[q]
+    nt = 0  # angular: TRIPLETS at a time, as in _center_descriptor
     for a_ in range(m):
-        a = a_idx[a_]
-        fc_a = fca[a_]
-        dfc_a = dfca[a_]
         for b_ in range(a_ + 1, m):
-            b = a_idx[b_]
-            fc_b = fca[b_]
-            dfc_b = dfca[b_]
-            cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-            xa = cos * F(slope) - F(1.0) if legacy else cos
-            _chebyshev_d(xa, na, T, dT)
-            ww = w[a] * w[b]
-            st = F(0.0)
-            su = F(0.0)
-            for k in range(na):
-                gk = g[nr + k] + ww * g[2 * nr + na + k] if weighted else g[nr + k]
-                st += gk * T[k]
-                su += gk * dT[k]
-            f = fc_a * fc_b
-            fs = f * F(slope) if legacy else f
-            # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
-            gx[a] += su * fs * (ux[b] - cos * ux[a]) / r[a] + st * dfc_a * fc_b * ux[a]
-            gy[a] += su * fs * (uy[b] - cos * uy[a]) / r[a] + st * dfc_a * fc_b * uy[a]
-            gz[a] += su * fs * (uz[b] - cos * uz[a]) / r[a] + st * dfc_a * fc_b * uz[a]
-            gx[b] += su * fs * (ux[a] - cos * ux[b]) / r[b] + st * fc_a * dfc_b * ux[b]
-            gy[b] += su * fs * (uy[a] - cos * uy[b]) / r[b] + st * fc_a * dfc_b * uy[b]
-            gz[b] += su * fs * (uz[a] - cos * uz[b]) / r[b] + st * fc_a * dfc_b * uz[b]
+            pairs[0, nt] = a_
+            pairs[1, nt] = b_
+            nt += 1
+            if nt == TRIPLETS:
+                _angular_gradient_block(g, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, r, w, a_idx,
+                                        fca, dfca, gx, gy, gz)
+                nt = 0
+    if nt > 0:
+        _angular_gradient_block(g, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, r, w, a_idx,
+                                fca, dfca, gx, gy, gz)
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _angular_gradient_block(g, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, r, w, a_idx, fca, dfca,
+                            gx, gy, gz):
+    """Adds to (gx, gy, gz) of the members the derivatives of the angular
+    terms of nt triplets (see `_angular_block`), from g = dE/dG: per triplet
+    st = sum_k gk T_k and su = sum_k gk dT_k/dx (gk = g_k + w_a w_b gw_k)
+    order by order over the triplets (SIMD), then each triplet's share to
+    its two members."""
+    F = g.dtype.type
+    x, ww, t_prev, t_cur, u_prev, u_cur, st, su, cs = tv[0], tv[1], tv[2], tv[3], tv[4], tv[5], tv[6], tv[7], tv[8]
+    for t in range(nt):
+        a, b = a_idx[pairs[0, t]], a_idx[pairs[1, t]]
+        cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
+        cs[t] = cos
+        x[t] = cos * F(slope) - F(1.0) if legacy else cos
+        ww[t] = w[a] * w[b]
+    _chebyshev_gradient_sums(nt, x, ww, g, nr, 2 * nr + na, na, weighted, t_prev, t_cur, u_prev, u_cur, st, su)
+    for t in range(nt):
+        a_, b_ = pairs[0, t], pairs[1, t]
+        a, b = a_idx[a_], a_idx[b_]
+        fc_a, dfc_a, fc_b, dfc_b = fca[a_], dfca[a_], fca[b_], dfca[b_]
+        cos = cs[t]
+        f = fc_a * fc_b
+        fs = f * F(slope) if legacy else f
+        sf = su[t] * fs
+        sa = st[t] * dfc_a * fc_b
+        sb = st[t] * fc_a * dfc_b
+        # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
+        gx[a] += sf * (ux[b] - cos * ux[a]) / r[a] + sa * ux[a]
+        gy[a] += sf * (uy[b] - cos * uy[a]) / r[a] + sa * uy[a]
+        gz[a] += sf * (uz[b] - cos * uz[a]) / r[a] + sa * uz[a]
+        gx[b] += sf * (ux[a] - cos * ux[b]) / r[b] + sb * ux[b]
+        gy[b] += sf * (uy[a] - cos * uy[b]) / r[b] + sb * uy[b]
+        gz[b] += sf * (uz[a] - cos * uz[b]) / r[b] + sb * uz[b]
 
 
 @njit(error_model="numpy", cache=True)
@@ -443,17 +498,17 @@ def _center_of(centers, c):
 
 
 @njit(error_model="numpy", cache=True)
-def _scratch(width, K, like):
+def _scratch(width, like):
     """One thread's arrays for a centre's members (width: most pairs of a
-    centre) and Chebyshev values (K orders): T, dT, idx, a_idx, then the
-    float rows ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur,
-    u_prev, u_cur, sa, sb, sc, sd, gx, gy, gz, in the dtype of `like`."""
+    centre): idx, a_idx, then the float rows ux, uy, uz, r, x, fc, dfc, w,
+    fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, in
+    the dtype of `like`."""
     e = np.empty
     t = like.dtype
-    return (e(K, t), e(K, t), e(width, dtype=np.int64), e(width, dtype=np.int64), e(width, t), e(width, t),
+    return (e(width, dtype=np.int64), e(width, dtype=np.int64), e(width, t), e(width, t),
             e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t),
             e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t), e(width, t),
-            e(width, t), e(width, t), e(width, t))
+            e(width, t))
 
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
@@ -465,14 +520,15 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
     for chunk in prange(n_chunks):
-        (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
-         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na), out)
+        (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
+         sa, sc, gx, gy, gz) = _scratch(width, out)
+        pairs, tv = _triplet_scratch(out)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
                                    rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(out[i], n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               T, t_prev, t_cur, sa)
+                               t_prev, t_cur, sa, pairs, tv)
 
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
@@ -484,8 +540,9 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
     for chunk in prange(n_chunks):
-        (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
-         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na), grad_features)
+        (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
+         sa, sc, gx, gy, gz) = _scratch(width, grad_features)
+        pairs, tv = _triplet_scratch(grad_features)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -497,8 +554,8 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, p0, p1, weights, rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
-                             dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
-                             gx, gy, gz)
+                             dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
+                             gx, gy, gz, pairs, tv)
             for q in range(n):
                 p = idx[q]
                 grad_vectors[p, 0] = gx[q]
@@ -658,22 +715,23 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         dt = WT.dtype
         row, grad, z = np.empty(n_features, dt), np.empty(widest_layer, dt), np.empty(widest_layer, dt)
         h, dh = np.empty((sizes.shape[1], widest_layer), dt), np.empty((sizes.shape[1], widest_layer), dt)
-        (T, dT, idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
-         sa, sb, sc, sd, gx, gy, gz) = _scratch(width, max(nr, na), WT)
+        (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
+         sa, sc, gx, gy, gz) = _scratch(width, WT)
+        pairs, tv = _triplet_scratch(WT)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights,
                                    rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               T, t_prev, t_cur, sa)
+                               t_prev, t_cur, sa, pairs, tv)
             energies[i] = _network(spec[i], row, grad, want_forces, n_layers, sizes, acts, WT, w_off, bias, b_off,
                                    shift, scale, e_scale, e_shift, h, dh, z)
             if not want_forces:
                 continue
             _center_gradient(grad, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
-                             dfc, w, a_idx, fca, dfca, T, dT, t_prev, t_cur, u_prev, u_cur, sa, sb, sc, sd,
-                             gx, gy, gz)
+                             dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
+                             gx, gy, gz, pairs, tv)
             # the centre's sums in registers (stores to f[j] could alias them in memory)
             fi0 = fi1 = fi2 = F(0.0)
             w00 = w01 = w02 = w10 = w11 = w12 = w20 = w21 = w22 = F(0.0)
