@@ -327,13 +327,18 @@ def _structure_extras(atoms) -> dict:
 def _restore_extras(atoms, ckpt: dict) -> None:
     """Put back what `_structure_extras` saved (checkpoints of older versions have none)."""
     for key, values in ckpt.items():
-        if key.startswith("extra_") and len(values) == len(atoms):
-            atoms.arrays[key[len("extra_"):]] = values.copy()
+        name = key[len("extra_"):]
+        if key.startswith("extra_") and name not in _STATE_ARRAYS and np.ndim(values) >= 1 \
+                and len(values) == len(atoms):
+            atoms.arrays[name] = values.copy()  # never the state: that comes from dyn_q, id_numbers ...
     if "info_json" in ckpt:
         try:
-            atoms.info.update(json.loads(str(ckpt["info_json"])))
+            info = json.loads(str(ckpt["info_json"]))
         except ValueError as err:
             raise InputFileError(f"the checkpoint's structure info is damaged ({err})") from None
+        if not isinstance(info, dict):
+            raise InputFileError("the checkpoint's structure info is damaged (not a JSON object)")
+        atoms.info.update(info)
 
 
 def _load_checkpoint(out: Path) -> dict:

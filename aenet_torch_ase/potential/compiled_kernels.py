@@ -335,16 +335,9 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
         wfc[q] = w[q] * fc[q]
     _chebyshev_sums(row, 0, nr + na, nr, n, x, fc, wfc, t_prev, t_cur, weighted)
     # angular: unordered pairs of the members inside the angular cutoff, TRIPLETS at a time (SIMD over them)
-    nt = 0
-    for a_ in range(m):
-        for b_ in range(a_ + 1, m):
-            pairs[0, nt] = a_
-            pairs[1, nt] = b_
-            nt += 1
-            if nt == TRIPLETS:
-                _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, w, a_idx, fca)
-                nt = 0
-    if nt > 0:
+    a_, b_ = 0, 1
+    while a_ < m - 1:
+        nt, a_, b_ = _next_triplets(m, a_, b_, pairs)
         _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, w, a_idx, fca)
 
 
@@ -354,9 +347,26 @@ TRIPLETS = 32
 
 @njit(error_model="numpy", cache=True)
 def _triplet_scratch(like):
-    """One thread's per-triplet arrays: member slots (2, TRIPLETS) and ten
+    """One thread's per-triplet arrays: member slots (2, TRIPLETS) and nine
     float rows (TRIPLETS,) in the dtype of `like`."""
-    return np.empty((2, TRIPLETS), dtype=np.int64), np.empty((10, TRIPLETS), dtype=like.dtype)
+    return np.empty((2, TRIPLETS), dtype=np.int64), np.empty((9, TRIPLETS), dtype=like.dtype)
+
+
+@njit(error_model="numpy", cache=True)
+def _next_triplets(m, a_, b_, pairs):
+    """The next (up to TRIPLETS) unordered pairs of member slots (a_ < b_ < m),
+    from (a_, b_) on, into pairs; returns (their count, the pair after them).
+    Start from (0, 1); all are done when a_ reaches m - 1."""
+    nt = 0
+    while a_ < m - 1 and nt < TRIPLETS:
+        pairs[0, nt] = a_
+        pairs[1, nt] = b_
+        nt += 1
+        b_ += 1
+        if b_ == m:
+            a_ += 1
+            b_ = a_ + 1
+    return nt, a_, b_
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
@@ -371,13 +381,9 @@ def _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, 
         a_, b_ = pairs[0, t], pairs[1, t]
         a, b = a_idx[a_], a_idx[b_]
         cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-        xt = cos * F(slope) - F(1.0) if legacy else cos
-        ft = fca[a_] * fca[b_]
-        x[t] = xt
-        f[t] = ft
-        fw[t] = ft * w[a] * w[b]
-        t_prev[t] = F(1.0)
-        t_cur[t] = xt
+        x[t] = cos * F(slope) - F(1.0) if legacy else cos
+        f[t] = fca[a_] * fca[b_]
+        fw[t] = f[t] * w[a] * w[b]
     _chebyshev_sums(row, nr, 2 * nr + na, na, nt, x, f, fw, t_prev, t_cur, weighted)
 
 
@@ -436,17 +442,9 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
         gx[q] = d * ux[q]
         gy[q] = d * uy[q]
         gz[q] = d * uz[q]
-    nt = 0  # angular: TRIPLETS at a time, as in _center_descriptor
-    for a_ in range(m):
-        for b_ in range(a_ + 1, m):
-            pairs[0, nt] = a_
-            pairs[1, nt] = b_
-            nt += 1
-            if nt == TRIPLETS:
-                _angular_gradient_block(g, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, r, w, a_idx,
-                                        fca, dfca, gx, gy, gz)
-                nt = 0
-    if nt > 0:
+    a_, b_ = 0, 1  # angular: TRIPLETS at a time, as in _center_descriptor
+    while a_ < m - 1:
+        nt, a_, b_ = _next_triplets(m, a_, b_, pairs)
         _angular_gradient_block(g, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, r, w, a_idx,
                                 fca, dfca, gx, gy, gz)
 
@@ -612,24 +610,37 @@ def _tanh(z):
 
 
 @njit(error_model="numpy", cache=True)
-def _activate(z, code):
-    """aenet activation (0 linear, 1 tanh, 2 sigmoid, 3 mtanh, 4 twist) and its derivative (in z's type)."""
-    F = type(z)
+def _activate_layer(z, n, code, h, dh):
+    """h[:n], dh[:n] = the aenet activation (0 linear, 1 tanh, 2 sigmoid,
+    3 mtanh, 4 twist) of z[:n] and its derivative, in z's type: one loop per
+    activation, so that each runs in SIMD lanes where its function allows
+    (the kernels' own tanh does)."""
+    F = z.dtype.type
     one = F(1.0)
     if code == 1:
-        t = _tanh(z)
-        return t, one - t * t
-    if code == 2:
-        s = one / (one + math.exp(-z))
-        return s, s * (one - s)
-    if code == 3 or code == 4:
-        t = _tanh(F(0.666666666666667) * z)
-        a = F(1.7159) * t
-        da = F(1.7159 * 0.666666666666667) * (one - t * t)
-        if code == 4:
-            return a + F(0.1) * z, da + F(0.1)
-        return a, da
-    return z, one
+        for o in range(n):
+            t = _tanh(z[o])
+            h[o] = t
+            dh[o] = one - t * t
+    elif code == 2:
+        for o in range(n):
+            s = one / (one + math.exp(-z[o]))
+            h[o] = s
+            dh[o] = s * (one - s)
+    elif code == 3:
+        for o in range(n):
+            t = _tanh(F(0.666666666666667) * z[o])
+            h[o] = F(1.7159) * t
+            dh[o] = F(1.7159 * 0.666666666666667) * (one - t * t)
+    elif code == 4:
+        for o in range(n):
+            t = _tanh(F(0.666666666666667) * z[o])
+            h[o] = F(1.7159) * t + F(0.1) * z[o]
+            dh[o] = F(1.7159 * 0.666666666666667) * (one - t * t) + F(0.1)
+    else:
+        for o in range(n):
+            h[o] = z[o]
+            dh[o] = one
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
@@ -655,15 +666,7 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
             base = w0 + k * n_out
             for o in range(n_out):
                 z[o] += WT[base + o] * hk
-        code = acts[s, l]
-        if code == 1:  # tanh, the common case, in its own loop: SIMD
-            for o in range(n_out):
-                t = _tanh(z[o])
-                h[l + 1, o] = t
-                dh[l + 1, o] = F(1.0) - t * t
-        else:
-            for o in range(n_out):
-                h[l + 1, o], dh[l + 1, o] = _activate(z[o], code)
+        _activate_layer(z, n_out, acts[s, l], h[l + 1], dh[l + 1])
     energy = h[L, 0] * e_scale[s] + e_shift[s]
     if want_grad:
         # backward: z holds dE/d(pre-activation) of layer l + 1, grad dE/dh of layer l
