@@ -9,6 +9,7 @@ power cut.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -64,25 +65,34 @@ def target_mode(path: str) -> int:
         return 0o666 & ~current_umask()
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write `data` to `path` atomically (same-directory temp file + os.replace)."""
+@contextlib.contextmanager
+def replacing(path, suffix: str = ".tmp"):
+    """A temporary file beside `path` (its name ends in `suffix`) for the
+    block to write; when the block ends it gets the mode `target_mode`
+    gives, is synced to disk and renamed over `path`, and the folder is
+    synced. On an error the temporary file goes and `path` is untouched."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     mode = target_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=directory)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+        yield tmp
+        os.chmod(tmp, mode)
+        fsync_file(tmp)  # the data on disk before the rename: a crash leaves the old file or the new one
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     fsync_directory(directory)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` atomically (same-directory temp file + os.replace)."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str, text: str) -> None:
