@@ -85,6 +85,44 @@ def test_compiled_path_with_one_setup_per_element(dtype):
     assert np.abs(a["forces"]).max() > 0.1  # the comparison is not between zeros
 
 
+def one_setup_potential(radial_n, angular_n, radial_rc=5.5, angular_rc=3.5):
+    """Li and Si sharing descriptor orders `radial_n`, `angular_n`."""
+    from aenet_torch_ase.io.input_files import FingerprintSetup
+    from aenet_torch_ase.potential.new import new_nn_file
+
+    rng = np.random.default_rng(radial_n + 10 * angular_n)
+    files = {}
+    for k, sym in enumerate(("Li", "Si")):
+        setup = FingerprintSetup(atom=sym, env=["Li", "Si"], rmin=1.0, basis="chebyshev", radial_rc=radial_rc,
+                                 radial_n=radial_n, angular_rc=angular_rc, angular_n=angular_n)
+        avg = rng.normal(0.0, 0.5, setup.n_features)
+        avg[radial_n + 1] = 1.0  # angular T_0: 2.0.4-like statistics
+        cov = avg**2 + rng.uniform(0.5, 2.0, setup.n_features)
+        files[sym] = new_nn_file(setup, [(5, "tanh"), (3, "tanh")], {"Li": -1.9, "Si": -5.4}, scale=0.7,
+                                 shift=-0.3, feature_avg=avg, feature_cov=cov, seed=5 + k, weight_scale=1.5)
+    return files
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("radial_n, angular_n", [(0, 0), (1, 1), (2, 6), (5, 2), (9, 4), (12, 7)])
+def test_compiled_equals_torch_for_any_descriptor_order(radial_n, angular_n, dtype):
+    """The compiled Chebyshev sums run four orders per sweep (orders past the
+    last one computed and dropped) and over whole vector steps of pairs and
+    triplets (padding slots with zero weights): every remainder of the order
+    count, orders 0 and 1, and centres with from a few to ~60 pairs (a dense
+    cell, so the member and triplet counts cross the padding steps) give the
+    torch kernels' results."""
+    calc = AenetTorch(one_setup_potential(radial_n, angular_n), dtype=dtype)
+    atoms = random_structure(40, [[9.0, 0.0, 0.0], [1.0, 8.5, 0.0], [0.5, -1.0, 8.8]], True, seed=radial_n,
+                             min_dist=1.6)
+    a, b = results(calc, atoms, True), results(calc, atoms, False)
+    tol = 1e-11 if dtype == torch.float64 else 2e-4
+    assert a["energy"] == pytest.approx(b["energy"], abs=tol * 10)
+    for key in ("energies", "forces", "stress", "stresses"):
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=tol)
+    assert np.abs(a["forces"]).max() > 0.1  # the comparison is not between zeros
+
+
 def test_compiled_float32_computes_in_float32_to_its_round_off():
     """A float32 model's compiled kernels run in float32 arithmetic: the same
     float32 weights through float64 arithmetic give results that differ
