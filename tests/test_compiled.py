@@ -51,15 +51,15 @@ def test_compiled_equals_torch_kernels(angular, kind, triclinic_cell):
         np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-11)
 
 
-def two_setup_potential():
-    """Li and Si with different descriptor setups (cutoffs, orders): each
-    element's centres go through their own setup."""
+def potential_files(setups, seed=4):
+    """Li and Si .nn files with descriptor setups {symbol: (radial cutoff,
+    radial order, angular cutoff, angular order)} and random weights."""
     from aenet_torch_ase.io.input_files import FingerprintSetup
     from aenet_torch_ase.potential.new import new_nn_file
 
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed)
     files = {}
-    for k, (sym, rc, n, arc, an) in enumerate((("Li", 4.0, 6, 3.2, 3), ("Si", 3.6, 4, 3.0, 5))):
+    for k, (sym, (rc, n, arc, an)) in enumerate(setups.items()):
         setup = FingerprintSetup(atom=sym, env=["Li", "Si"], rmin=1.0, basis="chebyshev",
                                  radial_rc=rc, radial_n=n, angular_rc=arc, angular_n=an)
         avg = rng.normal(0.0, 0.5, setup.n_features)
@@ -70,6 +70,23 @@ def two_setup_potential():
     return files
 
 
+def two_setup_potential():
+    """Li and Si with different descriptor setups (cutoffs, orders): each
+    element's centres go through their own setup."""
+    return potential_files({"Li": (4.0, 6, 3.2, 3), "Si": (3.6, 4, 3.0, 5)})
+
+
+def assert_compiled_equals_torch(calc, atoms, dtype):
+    """Every property through the compiled kernels and the torch kernels,
+    to float64 or float32 round-off, and not between zeros."""
+    a, b = results(calc, atoms, True), results(calc, atoms, False)
+    tol = 1e-11 if dtype == torch.float64 else 2e-4
+    assert a["energy"] == pytest.approx(b["energy"], abs=tol * 10)
+    for key in ("energies", "forces", "stress", "stresses"):
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=tol)
+    assert np.abs(a["forces"]).max() > 0.1
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_compiled_path_with_one_setup_per_element(dtype):
     """The calculator's compiled path (descriptors of each setup's centres,
@@ -77,30 +94,7 @@ def test_compiled_path_with_one_setup_per_element(dtype):
     calc = AenetTorch(two_setup_potential(), dtype=dtype)
     assert len(calc.model.descriptors) == 2
     atoms = random_structure(30, [[8.0, 0.0, 0.0], [1.5, 8.5, 0.0], [0.5, -1.0, 9.0]], True, seed=9)
-    a, b = results(calc, atoms, True), results(calc, atoms, False)
-    tol = 1e-11 if dtype == torch.float64 else 2e-4
-    assert a["energy"] == pytest.approx(b["energy"], abs=tol * 10)
-    for key in ("energies", "forces", "stress", "stresses"):
-        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=tol)
-    assert np.abs(a["forces"]).max() > 0.1  # the comparison is not between zeros
-
-
-def one_setup_potential(radial_n, angular_n, radial_rc=5.5, angular_rc=3.5):
-    """Li and Si sharing descriptor orders `radial_n`, `angular_n`."""
-    from aenet_torch_ase.io.input_files import FingerprintSetup
-    from aenet_torch_ase.potential.new import new_nn_file
-
-    rng = np.random.default_rng(radial_n + 10 * angular_n)
-    files = {}
-    for k, sym in enumerate(("Li", "Si")):
-        setup = FingerprintSetup(atom=sym, env=["Li", "Si"], rmin=1.0, basis="chebyshev", radial_rc=radial_rc,
-                                 radial_n=radial_n, angular_rc=angular_rc, angular_n=angular_n)
-        avg = rng.normal(0.0, 0.5, setup.n_features)
-        avg[radial_n + 1] = 1.0  # angular T_0: 2.0.4-like statistics
-        cov = avg**2 + rng.uniform(0.5, 2.0, setup.n_features)
-        files[sym] = new_nn_file(setup, [(5, "tanh"), (3, "tanh")], {"Li": -1.9, "Si": -5.4}, scale=0.7,
-                                 shift=-0.3, feature_avg=avg, feature_cov=cov, seed=5 + k, weight_scale=1.5)
-    return files
+    assert_compiled_equals_torch(calc, atoms, dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -109,18 +103,14 @@ def test_compiled_equals_torch_for_any_descriptor_order(radial_n, angular_n, dty
     """The compiled Chebyshev sums run four orders per sweep (orders past the
     last one computed and dropped) and over whole vector steps of pairs and
     triplets (padding slots with zero weights): every remainder of the order
-    count, orders 0 and 1, and centres with from a few to ~60 pairs (a dense
-    cell, so the member and triplet counts cross the padding steps) give the
-    torch kernels' results."""
-    calc = AenetTorch(one_setup_potential(radial_n, angular_n), dtype=dtype)
+    count, orders 0 and 1, and centres with ~40 pairs and up to ~60 triplets
+    (a dense cell, so the member and triplet counts cross the padding steps)
+    give the torch kernels' results."""
+    calc = AenetTorch(potential_files({sym: (5.5, radial_n, 3.5, angular_n) for sym in ("Li", "Si")},
+                                      seed=radial_n + 10 * angular_n), dtype=dtype)
     atoms = random_structure(40, [[9.0, 0.0, 0.0], [1.0, 8.5, 0.0], [0.5, -1.0, 8.8]], True, seed=radial_n,
                              min_dist=1.6)
-    a, b = results(calc, atoms, True), results(calc, atoms, False)
-    tol = 1e-11 if dtype == torch.float64 else 2e-4
-    assert a["energy"] == pytest.approx(b["energy"], abs=tol * 10)
-    for key in ("energies", "forces", "stress", "stresses"):
-        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=tol)
-    assert np.abs(a["forces"]).max() > 0.1  # the comparison is not between zeros
+    assert_compiled_equals_torch(calc, atoms, dtype)
 
 
 def test_compiled_float32_computes_in_float32_to_its_round_off():
