@@ -240,6 +240,32 @@ def test_evaluation_of_a_shuffled_pair_list(tiny_potential):
         torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_forces_do_not_depend_on_the_thread_count(monkeypatch, dtype):
+    """The compiled kernel sums forces and virials in a fixed partition of
+    the centres (slices dealt to threads whole): 1 and 2 threads, run
+    after run, give the same bits, so an MD run is reproducible whatever
+    the thread policy picks."""
+    monkeypatch.setenv("AENET_TORCH_ADAPTIVE_THREADS", "0")  # 2 threads even on a busy machine
+    atoms = bulk("Si", "diamond", a=5.43).repeat((4, 4, 4))  # 512 centres: every slice has work
+    atoms.numbers[::3] = 3
+    atoms.rattle(0.1, seed=3)
+    calc = AenetTorch(tiny_nn_files(), dtype=dtype)
+    threads = torch.get_num_threads()
+    runs = []
+    try:
+        for n in (1, 2, 2, 1, 2):
+            torch.set_num_threads(n)
+            calc.reset()
+            runs.append({k: np.array(calc.get_property(k, atoms)) for k in ("forces", "stress", "stresses")})
+    finally:
+        torch.set_num_threads(threads)
+    for other in runs[1:]:
+        for key in runs[0]:
+            assert np.array_equal(other[key], runs[0][key]), key
+    assert np.abs(runs[0]["forces"]).max() > 0.1
+
+
 def test_chunked_evaluation_equals_one_chunk(tiny_potential):
     calc = AenetTorch(tiny_potential)
     atoms = random_structure(40, np.diag([9.0, 9.0, 9.0]), True, seed=8)

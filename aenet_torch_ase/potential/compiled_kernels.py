@@ -15,8 +15,8 @@ computes everything in registers and small per-atom arrays:
 - `model_kernel`: the whole model per centre as Fortran aenet does it
   (descriptor row, its element's network forward and backward, the
   derivatives of E_i by its pair vectors), summed straight into energies,
-  forces, the virial and per-atom virials (per-thread slices, added up
-  after): `evaluate_model`, the calculator's path, finds a centre's
+  forces, the virial and per-atom virials (in SLICES fixed slices of the
+  centres, added up after): `evaluate_model`, the calculator's path, finds a centre's
   members once and keeps no per-pair or per-feature arrays;
 - `pair_vectors_kernel`: r_j - r_i + S.C of a pair list.
 
@@ -28,8 +28,9 @@ and agrees with it to round-off (tests). numba compiles on first use
 
 Threads: numba's pool (GNU OpenMP where available, else numba's workqueue),
 set per call to the thread policy's count; work is handed out in small
-chunks of centres so that a thread on a busy core does not hold the others
-up. A process forked after kernels ran on OpenMP uses the torch kernels.
+chunks of centres (model_kernel: in 16 slices of interleaved chunks, each
+summed in a fixed order: the same bits for any thread count) so that a
+thread on a busy core does not hold the others up. A process forked after kernels ran on OpenMP uses the torch kernels.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ if AVAILABLE and hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 #: centres per work item handed to a thread (dynamic load balance)
 CHUNK = 16
+#: model_kernel's fixed partition of the chunks (chunk c in slice c % SLICES), each slice summed on its own
+#: and dealt to threads whole: its order of summation is that of one thread whatever the thread count
+#: (reproducible forces), and 16 slices keep 2-4 threads balanced to a sixteenth of a call
+SLICES = 16
 #: an empty index array: "all centres" / "the neighbour's species is given per pair"
 NONE = np.empty(0, dtype=np.int64)
 #: no (positions, cell, shifts): the kernels read the pair vectors
@@ -811,9 +816,12 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     (dE/dG), and the derivative of E_i with respect to each of its pair
     vectors v_p (neighbour j = jidx[p]), summed straight into
     F_i += g_p, F_j -= g_p, W += v_p (x) g_p, W_i, W_j += 1/2 v_p (x) g_p
-    in the running thread's own slice of f_parts (T, N, 3), w_parts
-    (T, 3, 3) and wa_parts (T, N, 3, 3) (neighbour rows are shared between
-    centres: a scatter); the caller adds the slices up. No per-pair array
+    in slices of f_parts (SLICES, N, 3), w_parts (SLICES, 3, 3) and
+    wa_parts (SLICES, N, 3, 3) (neighbour rows are shared between centres:
+    a scatter); the caller adds the slices up. Slice s holds the chunks
+    s, s + SLICES, ... in that order, whichever thread runs it, so the
+    sums, and with them forces and stress to the last bit, do not depend on
+    the thread count or on which thread ran what. No per-pair array
     is made, and the members of a centre are found once. The arithmetic
     runs in the dtype of the networks' arrays (WT, ...), as do the outputs
     and the type weights (float32 for a float32 model: twice the SIMD lanes);
@@ -825,17 +833,19 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     width = _widest(starts)
     n_features = 2 * (nr + na) if weighted else nr + na
     widest_layer = max(n_features, sizes.max())
-    for chunk in prange(n_chunks):
-        tid = numba.get_thread_id()
-        f = f_parts[tid]
-        wv = w_parts[tid]
+    for sl in prange(SLICES):
+        f = f_parts[sl]
+        wv = w_parts[sl]
         dt = WT.dtype
         row, grad, z = np.empty(n_features, dt), np.empty(widest_layer, dt), np.empty(widest_layer, dt)
         h, dh = np.empty((sizes.shape[1], widest_layer), dt), np.empty((sizes.shape[1], widest_layer), dt)
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, WT)
         pairs, tv = _triplet_scratch(WT)
-        for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
+        for k in range((n_chunks + SLICES - 1) // SLICES * CHUNK):
+            c = (sl + k // CHUNK * SLICES) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) SLICES, its centre k % CHUNK
+            if c >= n_items:
+                break
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights,
                                    rc_r, rc_a, rmin,
@@ -879,8 +889,8 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
                         va = F(0.5) * r[q] * (ux[q] if a == 0 else (uy[q] if a == 1 else uz[q]))
                         for b in range(3):
                             vg = va * (gx[q] if b == 0 else (gy[q] if b == 1 else gz[q]))
-                            wa_parts[tid, i, a, b] += vg
-                            wa_parts[tid, j, a, b] += vg
+                            wa_parts[sl, i, a, b] += vg
+                            wa_parts[sl, j, a, b] += vg
             f[i, 0] += fi0
             f[i, 1] += fi1
             f[i, 2] += fi2
@@ -1310,10 +1320,10 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     networks = packed_networks(model, work)
     energies = np.zeros(n, work)
     with torch_threads(dynamic=True):
-        threads = numba.get_num_threads() if gradients else 0
-        f_parts = np.zeros((threads, n, 3), work)
-        w_parts = np.zeros((threads, 3, 3), work)
-        wa_parts = np.zeros((threads if atomic_virials else 0, n, 3, 3), work)
+        slices = SLICES if gradients else 0
+        f_parts = np.zeros((slices, n, 3), work)
+        w_parts = np.zeros((slices, 3, 3), work)
+        wa_parts = np.zeros((slices if atomic_virials else 0, n, 3, 3), work)
         for d, centers in zip(model.descriptors, centers_of_setup):
             if centers is NONE or centers.size:
                 weights, *settings = _settings(d)
