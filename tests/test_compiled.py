@@ -247,7 +247,7 @@ def test_forces_do_not_depend_on_the_thread_count(monkeypatch, dtype):
     after run, give the same bits, so an MD run is reproducible whatever
     the thread policy picks."""
     monkeypatch.setenv("AENET_TORCH_ADAPTIVE_THREADS", "0")  # 2 threads even on a busy machine
-    atoms = bulk("Si", "diamond", a=5.43).repeat((4, 4, 4))  # 512 centres: every slice has work
+    atoms = bulk("Si", "diamond", a=5.43).repeat((4, 4, 4))  # 512 centres: 32 chunks over the slices
     atoms.numbers[::3] = 3
     atoms.rattle(0.1, seed=3)
     calc = AenetTorch(tiny_nn_files(), dtype=dtype)

@@ -15,7 +15,7 @@ computes everything in registers and small per-atom arrays:
 - `model_kernel`: the whole model per centre as Fortran aenet does it
   (descriptor row, its element's network forward and backward, the
   derivatives of E_i by its pair vectors), summed straight into energies,
-  forces, the virial and per-atom virials (in SLICES fixed slices of the
+  forces, the virial and per-atom virials (in fixed slices of the
   centres, added up after): `evaluate_model`, the calculator's path, finds a centre's
   members once and keeps no per-pair or per-feature arrays;
 - `pair_vectors_kernel`: r_j - r_i + S.C of a pair list.
@@ -28,8 +28,8 @@ and agrees with it to round-off (tests). numba compiles on first use
 
 Threads: numba's pool (GNU OpenMP where available, else numba's workqueue),
 set per call to the thread policy's count; work is handed out in small
-chunks of centres (model_kernel: in 16 slices of interleaved chunks, each
-summed in a fixed order: the same bits for any thread count) so that a
+chunks of centres (model_kernel: in 16-64 slices of interleaved chunks,
+each summed in a fixed order: the same bits for any thread count) so that a
 thread on a busy core does not hold the others up. A process forked after kernels ran on OpenMP uses the torch kernels.
 """
 
@@ -100,10 +100,20 @@ if AVAILABLE and hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 #: centres per work item handed to a thread (dynamic load balance)
 CHUNK = 16
-#: model_kernel's fixed partition of the chunks (chunk c in slice c % SLICES), each slice summed on its own
-#: and dealt to threads whole: its order of summation is that of one thread whatever the thread count
-#: (reproducible forces), and 16 slices keep 2-4 threads balanced to a sixteenth of a call
-SLICES = 16
+
+
+def slice_count(n_atoms: int) -> int:
+    """How many slices model_kernel partitions the chunks of centres into
+    (chunk c in slice c % slices), each slice summed on its own and dealt to
+    a thread whole, so that its order of summation is that of one thread
+    whatever the thread count (reproducible forces). A function of the
+    atom count only: 64 slices (a thread that loses its core mid-call holds
+    up the others by at most a 64th of the call) while the slices' force
+    and per-atom virial arrays stay small (slices x N <= 2^20), 16 for
+    large systems."""
+    return int(min(64, max(16, (1 << 20) // max(1, n_atoms))))
+
+
 #: an empty index array: "all centres" / "the neighbour's species is given per pair"
 NONE = np.empty(0, dtype=np.int64)
 #: no (positions, cell, shifts): the kernels read the pair vectors
@@ -809,17 +819,17 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                  weighted, slope, legacy, rmin, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale,
-                 e_shift, energies, want_forces, f_parts, w_parts, wa_parts, want_atomic):
+                 e_shift, energies, want_forces, n_slices, f_parts, w_parts, wa_parts, want_atomic):
     """The whole model in one pass per centre, as Fortran aenet does: for
     each centre i in `centers` (empty: all), its descriptor row, its
     element's network forward (energies[i]) and, with want_forces, backward
     (dE/dG), and the derivative of E_i with respect to each of its pair
     vectors v_p (neighbour j = jidx[p]), summed straight into
     F_i += g_p, F_j -= g_p, W += v_p (x) g_p, W_i, W_j += 1/2 v_p (x) g_p
-    in slices of f_parts (SLICES, N, 3), w_parts (SLICES, 3, 3) and
-    wa_parts (SLICES, N, 3, 3) (neighbour rows are shared between centres:
-    a scatter); the caller adds the slices up. Slice s holds the chunks
-    s, s + SLICES, ... in that order, whichever thread runs it, so the
+    in n_slices slices of f_parts (n_slices, N, 3), w_parts (n_slices, 3, 3)
+    and wa_parts (n_slices, N, 3, 3) (neighbour rows are shared between
+    centres: a scatter); the caller adds the slices up. Slice s holds the
+    chunks s, s + n_slices, ... in that order, whichever thread runs it, so the
     sums, and with them forces and stress to the last bit, do not depend on
     the thread count or on which thread ran what. No per-pair array
     is made, and the members of a centre are found once. The arithmetic
@@ -833,7 +843,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     width = _widest(starts)
     n_features = 2 * (nr + na) if weighted else nr + na
     widest_layer = max(n_features, sizes.max())
-    for sl in prange(SLICES):
+    for sl in prange(n_slices):
         f = f_parts[sl]
         wv = w_parts[sl]
         dt = WT.dtype
@@ -842,8 +852,8 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, WT)
         pairs, tv = _triplet_scratch(WT)
-        for k in range((n_chunks + SLICES - 1) // SLICES * CHUNK):
-            c = (sl + k // CHUNK * SLICES) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) SLICES, its centre k % CHUNK
+        for k in range((n_chunks + n_slices - 1) // n_slices * CHUNK):
+            c = (sl + k // CHUNK * n_slices) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) n_slices, centre k % CHUNK
             if c >= n_items:
                 break
             i = _center_of(centers, c)
@@ -1320,15 +1330,15 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     networks = packed_networks(model, work)
     energies = np.zeros(n, work)
     with torch_threads(dynamic=True):
-        slices = SLICES if gradients else 0
-        f_parts = np.zeros((slices, n, 3), work)
-        w_parts = np.zeros((slices, 3, 3), work)
+        slices = slice_count(n)
+        f_parts = np.zeros((slices if gradients else 0, n, 3), work)
+        w_parts = np.zeros((slices if gradients else 0, 3, 3), work)
         wa_parts = np.zeros((slices if atomic_virials else 0, n, 3, 3), work)
         for d, centers in zip(model.descriptors, centers_of_setup):
             if centers is NONE or centers.size:
                 weights, *settings = _settings(d)
                 model_kernel(v, geom, spec, jn, order, starts, centers, weights.astype(work), *settings, *networks,
-                             energies, gradients, f_parts, w_parts, wa_parts, atomic_virials)
+                             energies, gradients, slices, f_parts, w_parts, wa_parts, atomic_virials)
     e = torch.from_numpy(energies).to(dtype)
     if not gradients:
         return e, None, None, None
