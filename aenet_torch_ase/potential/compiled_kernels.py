@@ -107,11 +107,26 @@ def slice_count(n_atoms: int) -> int:
     (chunk c in slice c % slices), each slice summed on its own and dealt to
     a thread whole, so that its order of summation is that of one thread
     whatever the thread count (reproducible forces). A function of the
-    atom count only: 64 slices (a thread that loses its core mid-call holds
-    up the others by at most a 64th of the call) while the slices' force
-    and per-atom virial arrays stay small (slices x N <= 2^20), 16 for
-    large systems."""
-    return int(min(64, max(16, (1 << 20) // max(1, n_atoms))))
+    atom count only: up to 64 slices (a thread that loses its core mid-call
+    holds up the others by at most a 64th of the call) while the slices'
+    force arrays, zeroed and added up every call, stay small (slices x N <=
+    2^18: 32 slices at 8,192 atoms), at least 16."""
+    return int(min(64, max(16, (1 << 18) // max(1, n_atoms))))
+
+
+@njit(error_model="numpy", parallel=True, cache=True)
+def sum_slices(parts, out):
+    """out[m] = sum_s parts[s, m], the slices added in their order (the
+    same bits for any thread count), in parallel over m."""
+    n_slices, size = parts.shape
+    block = 2048  # a block of out stays in L1 while the slices stream through it (SIMD, contiguous)
+    for b in prange((size + block - 1) // block):
+        lo, hi = b * block, min(size, b * block + block)
+        for m in range(lo, hi):
+            out[m] = parts[0, m] if n_slices > 0 else 0.0
+        for sl in range(1, n_slices):
+            for m in range(lo, hi):
+                out[m] += parts[sl, m]
 
 
 #: an empty index array: "all centres" / "the neighbour's species is given per pair"
@@ -819,7 +834,7 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
                  weighted, slope, legacy, rmin, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale,
-                 e_shift, energies, want_forces, n_slices, f_parts, w_parts, wa_parts, want_atomic):
+                 e_shift, energies, want_forces, n_slices, f_parts, w_parts, wa_parts, want_atomic, zero):
     """The whole model in one pass per centre, as Fortran aenet does: for
     each centre i in `centers` (empty: all), its descriptor row, its
     element's network forward (energies[i]) and, with want_forces, backward
@@ -828,7 +843,8 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     F_i += g_p, F_j -= g_p, W += v_p (x) g_p, W_i, W_j += 1/2 v_p (x) g_p
     in n_slices slices of f_parts (n_slices, N, 3), w_parts (n_slices, 3, 3)
     and wa_parts (n_slices, N, 3, 3) (neighbour rows are shared between
-    centres: a scatter); the caller adds the slices up. Slice s holds the
+    centres: a scatter; with `zero`, the slices are zeroed first, else
+    added to); the caller adds the slices up (`sum_slices`). Slice s holds the
     chunks s, s + n_slices, ... in that order, whichever thread runs it, so the
     sums, and with them forces and stress to the last bit, do not depend on
     the thread count or on which thread ran what. No per-pair array
@@ -846,6 +862,11 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     for sl in prange(n_slices):
         f = f_parts[sl]
         wv = w_parts[sl]
+        if want_forces and zero:  # each slice zeroed by the thread that fills it (allocated empty)
+            f[:] = 0.0
+            wv[:] = 0.0
+            if want_atomic:
+                wa_parts[sl] = 0.0
         dt = WT.dtype
         row, grad, z = np.empty(n_features, dt), np.empty(widest_layer, dt), np.empty(widest_layer, dt)
         h, dh = np.empty((sizes.shape[1], widest_layer), dt), np.empty((sizes.shape[1], widest_layer), dt)
@@ -1331,21 +1352,31 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
     energies = np.zeros(n, work)
     with torch_threads(dynamic=True):
         slices = slice_count(n)
-        f_parts = np.zeros((slices if gradients else 0, n, 3), work)
-        w_parts = np.zeros((slices if gradients else 0, 3, 3), work)
-        wa_parts = np.zeros((slices if atomic_virials else 0, n, 3, 3), work)
+        f_parts = np.empty((slices if gradients else 0, n, 3), work)
+        w_parts = np.empty((slices if gradients else 0, 3, 3), work)
+        wa_parts = np.empty((slices if atomic_virials else 0, n, 3, 3), work)
+        first = True
         for d, centers in zip(model.descriptors, centers_of_setup):
             if centers is NONE or centers.size:
                 weights, *settings = _settings(d)
                 model_kernel(v, geom, spec, jn, order, starts, centers, weights.astype(work), *settings, *networks,
-                             energies, gradients, slices, f_parts, w_parts, wa_parts, atomic_virials)
+                             energies, gradients, slices, f_parts, w_parts, wa_parts, atomic_virials, first)
+                first = False
+        if first:  # no centres at all: nothing was summed into the slices
+            f_parts[:], w_parts[:], wa_parts[:] = 0.0, 0.0, 0.0
     e = torch.from_numpy(energies).to(dtype)
     if not gradients:
         return e, None, None, None
-    forces = torch.from_numpy(f_parts.sum(0)).to(dtype)
+    with torch_threads():
+        forces = np.empty((n, 3), work)
+        sum_slices(f_parts.reshape(slices, -1), forces.reshape(-1))
+        atomic = None
+        if atomic_virials:
+            atomic = np.empty((n, 3, 3), work)
+            sum_slices(wa_parts.reshape(slices, -1), atomic.reshape(-1))
     virial = torch.from_numpy(w_parts.sum(0)).to(dtype)
-    atomic = torch.from_numpy(wa_parts.sum(0)).to(dtype) if atomic_virials else None
-    return e, forces, virial, atomic
+    atomic = torch.from_numpy(atomic).to(dtype) if atomic_virials else None
+    return e, torch.from_numpy(forces).to(dtype), virial, atomic
 
 
 def pair_vectors(positions: Tensor, cell: Tensor, i: Tensor, j: Tensor, shifts: Tensor) -> Tensor:
