@@ -171,7 +171,7 @@ class NeighborList:
             full_rank = bool(pbc.any()) and abs(float(torch.linalg.det(cell))) > 0
             c = _numpy(cell)
             self._saved = {
-                "i": i, "j": j, "shifts": shifts, "cell": cell.clone(), "pbc": pbc.clone(),
+                "i": i, "j": j, "shifts": shifts, "pbc": pbc.clone(),
                 "numbers": None if numbers is None else numbers.clone(), "full_rank": full_rank,
                 "frac": self._frame(_numpy(positions), c, full_rank),
                 "host_cell": c.copy(), "cell_inverse": np.linalg.inv(c) if full_rank else None,
@@ -210,7 +210,7 @@ class NeighborList:
             eta = float(np.linalg.norm(s["cell_inverse"] @ (c - s["host_cell"]), 2))
             d = (self._frame(x, c, True) - s["frac"]) @ c
         else:
-            if bool(pbc.any()) and not torch.equal(cell, s["cell"]):
+            if bool(pbc.any()) and not np.array_equal(c, s["host_cell"]):
                 return False
             eta = 0.0
             d = x - s["frac"]
