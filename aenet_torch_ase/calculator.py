@@ -48,6 +48,14 @@ def _is_torchscript_file(spec) -> bool:
     return isinstance(spec, (str, os.PathLike)) and Path(spec).is_file() and str(spec).endswith((".pt", ".pth"))
 
 
+def _smallest_singular_value_bound(cell: np.ndarray) -> float:
+    """A lower bound on the smallest singular value of a 3 x 3 cell (0 if
+    singular): 1 / |C^-1|_F, a tenth of an SVD's time."""
+    if np.linalg.det(cell) == 0.0:
+        return 0.0
+    return 1.0 / float(np.linalg.norm(np.linalg.inv(cell)))
+
+
 class AenetTorch(Calculator):
     """ASE calculator for aenet (Chebyshev descriptor + per-species networks).
 
@@ -125,6 +133,7 @@ class AenetTorch(Calculator):
                 self._species_of_number[chemical_symbols.index(e)] = k
         self.skin = float(skin)
         self._neighbors = NeighborList(self.cutoff, skin=self.skin)
+        self._checked_cell = None  # (cell, pbc, atom count) that passed the cell checks last
 
     # ------------------------------------------------------------------ ASE
     @classmethod
@@ -251,17 +260,24 @@ class AenetTorch(Calculator):
             raise StructureError(f"atom(s) {bad[:10].tolist()} have NaN or infinite positions")
         pbc = np.asarray(atoms.pbc, dtype=bool)
         cell = atoms.cell.array
-        if pbc.any():
+        checked = self._checked_cell
+        if pbc.any() and not (checked is not None and checked[2] == len(atoms) and np.array_equal(checked[0], cell)
+                              and np.array_equal(checked[1], pbc)):
+            # once per cell, not at every step of a fixed-cell run; the rank by an SVD only where a
+            # full cell's smallest singular value (>= 1 / |C^-1|_F) is not plainly above the tolerance
             periodic_vectors = cell[pbc]
-            if np.linalg.matrix_rank(periodic_vectors, tol=1e-8) < pbc.sum():
+            if not (pbc.all() and _smallest_singular_value_bound(cell) > 1e-8) and \
+                    np.linalg.matrix_rank(periodic_vectors, tol=1e-8) < pbc.sum():
                 raise StructureError(
                     f"the cell {cell.tolist()} has zero length or volume along the periodic "
                     f"direction(s) {np.flatnonzero(pbc).tolist()}: set a proper cell "
                     f"(atoms.set_cell) or switch periodicity off (atoms.pbc = False)"
                 )
             check_cell_images(cell, pbc, self.cutoff + self.skin, len(atoms), max_pairs=self.max_pairs)
+            self._checked_cell = (cell.copy(), pbc.copy(), len(atoms))
         species = torch.from_numpy(index).to(self.device)
-        positions = torch.tensor(pos, dtype=torch.float64, device=self.device)
+        # self.atoms is the calculator's own copy (ASE's calculate): its positions may be shared, not copied
+        positions = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float64)).to(self.device)
         cell_t = torch.tensor(cell, dtype=torch.float64, device=self.device)
         pbc_t = torch.tensor(pbc, device=self.device)
         return species, positions, cell_t, pbc_t

@@ -109,6 +109,22 @@ def test_zero_volume_periodic_cell(tiny_potential):
         a.get_potential_energy()
 
 
+def test_cell_checks_follow_a_changed_cell(tiny_potential, triclinic_cell):
+    """A calculator checks a cell once and remembers it: a cell changed
+    afterwards, to one with no volume or one a tiny fraction of an Angstrom
+    thick (below the rank tolerance), is checked again and refused."""
+    atoms = triclinic_cell.copy()
+    atoms.calc = AenetTorch(tiny_potential)
+    atoms.get_potential_energy()
+    good = atoms.cell.array.copy()
+    for third in ([0.0, 0.0, 0.0], [0.0, 0.0, 1e-9], good[0] + good[1]):
+        atoms.set_cell([good[0], good[1], third])
+        with pytest.raises(StructureError, match="zero length or volume"):
+            atoms.get_potential_energy()
+    atoms.set_cell(good)
+    assert np.isfinite(atoms.get_potential_energy())
+
+
 def test_cluster_has_no_stress(tiny_potential, cluster):
     from ase.calculators.calculator import PropertyNotImplementedError
 
