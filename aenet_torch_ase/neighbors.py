@@ -1,4 +1,7 @@
-"""Full neighbour lists with lattice shifts, from vesin-torch (CPU and CUDA).
+"""Full neighbour lists with lattice shifts: fully periodic cells on the CPU
+from the compiled cell list (`cell_list`: 1.7-3x faster than vesin's half
+list mirrored, and less memory), everything else from vesin-torch (CPU and
+CUDA).
 
 All images within the cutoff are returned, including periodic images of the
 central atom itself, so cells shorter than the cutoff are exact (as aenet).
@@ -17,6 +20,13 @@ DEFAULT_MAX_PAIRS = 300_000_000
 #: periodic images per direction (either side) beyond which a cell is taken as broken:
 #: 100 images of an 8 A cutoff is a height of 0.08 A, far below any real cell (> 1 A)
 MAX_IMAGES_PER_DIRECTION = 100
+
+
+def cell_heights(cell) -> np.ndarray:
+    """Distances (A) between the lattice planes of a full-rank cell, one per
+    lattice vector k: the planes spanned by the two other vectors, 1 / |b_k|
+    with b_k the columns of cell^-1 (one small inverse)."""
+    return 1.0 / np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=float)), axis=0)
 
 
 def check_cell_images(cell, pbc, cutoff: float, n_atoms: int, max_pairs: int = DEFAULT_MAX_PAIRS) -> None:
@@ -39,9 +49,7 @@ def check_cell_images(cell, pbc, cutoff: float, n_atoms: int, max_pairs: int = D
         return
     heights = {}
     if pbc.all() and abs(np.linalg.det(cell)) > 0:
-        # the distance between the lattice planes normal to reciprocal vector k is 1 / |b_k|,
-        # b_k the columns of cell^-1 (one small inverse: this runs at every MD step)
-        heights = dict(enumerate(1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)))
+        heights = dict(enumerate(cell_heights(cell)))
     for k in periodic if not heights else ():
         a, b = [cell[m] for m in range(3) if m != k]
         normal = np.cross(a, b)
@@ -94,7 +102,8 @@ class NeighborList:
     with d_i the displacement of atom i since the build measured in
     fractional coordinates (x = u C: a homogeneous deformation of the cell,
     as fix deform or a barostat applies, moves no atom) and eta the
-    spectral norm of C0^-1 (C - C0), the relative change of the cell. Then
+    Frobenius norm of C0^-1 (C - C0), a bound on the relative change of
+    the cell (its spectral norm). Then
     no pair can have entered the cutoff from beyond cutoff + skin, so the
     reused list gives exactly the pairs of a fresh one. Without a full-rank
     cell, displacements are Cartesian and any change of the cell rebuilds.
@@ -123,8 +132,13 @@ class NeighborList:
         if not bool(pbc.any()):
             # vesin wants a box only for periodic directions; keep it out of the way
             cell = torch.zeros_like(cell)
+        from . import cell_list
         from .potential import compiled_kernels
 
+        if cell_list.serves(positions, cell, pbc, cutoff):
+            i, j, shifts = cell_list.neighbor_list(positions, cell, cutoff)
+            self.builds += 1
+            return i, j, shifts
         threads = max(1, compiled_kernels._policy_threads[0] or torch.get_num_threads())
         # on the CPU, vesin's half list mirrored by a compiled kernel: vesin's
         # working memory while it builds a full list is ~2x the list itself
@@ -206,9 +220,13 @@ class NeighborList:
         # torch operations (5 % of an MD step at 1,024 atoms) and ~0.05 ms in numpy
         x, c = _numpy(positions), _numpy(cell)
         if s["full_rank"]:
-            # eta: largest relative length change of any vector under r -> r C0^-1 C
-            eta = float(np.linalg.norm(s["cell_inverse"] @ (c - s["host_cell"]), 2))
-            d = (self._frame(x, c, True) - s["frac"]) @ c
+            # eta bounds the largest relative length change of any vector under r -> r C0^-1 C: the
+            # Frobenius norm is at least the spectral norm (an SVD: 5x the time), so the bound is safe
+            # and rebuilds at most a little early
+            eta = float(np.linalg.norm(s["cell_inverse"] @ (c - s["host_cell"])))
+            # displacement from the build positions carried along by the cell's deformation,
+            # (u - u0) C with u = x C^-1, i.e. x - u0 C (no solve per call)
+            d = x - s["frac"] @ c
         else:
             if bool(pbc.any()) and not np.array_equal(c, s["host_cell"]):
                 return False

@@ -20,6 +20,8 @@ per line, medians over the repeats:
   alone), and 2 threads with a busy-loop process on the other core
   against 1 thread under the same busy loop just before (adjacent pairs
   again), with the thread counts the adaptive policy used;
+- per core (1 thread): a neighbour-list build for cutoff + skin, the
+  compiled cell list against vesin's half list mirrored, alternating;
 - memory: peak RSS above the imports at 8,192 atoms (`--large`: and the
   peak at 100,000 atoms).
 
@@ -55,11 +57,37 @@ def build(n_target):
     return parent.repeat(reps)
 
 
+def builds(cfg):
+    """Neighbour-list builds for cutoff + skin (9 A) on the benchmark's cell:
+    the compiled cell list and vesin's half list mirrored (the builder it
+    replaced for periodic cells), alternating, medians (ms)."""
+    import numpy as np
+    import torch
+
+    from aenet_torch_ase import cell_list
+    from aenet_torch_ase.neighbors import NeighborList
+
+    atoms = build(cfg["atoms"])
+    pos, cell, pbc = torch.tensor(atoms.positions), torch.tensor(atoms.cell.array), torch.tensor([True] * 3)
+    serves = cell_list.serves
+    times = {"cell list": [], "vesin": []}
+    for k in range(cfg["repeats"] + 1):
+        for name in times:
+            cell_list.serves = serves if name == "cell list" else (lambda *a: False)
+            t = time.perf_counter()
+            NeighborList(9.0)(pos, cell, pbc)
+            if k:  # the first of each compiles or warms up
+                times[name].append(time.perf_counter() - t)
+    return {name: float(np.median(t)) * 1e3 for name, t in times.items()}
+
+
 def worker(cfg):
     import numpy as np
     import torch
 
     torch.set_num_threads(cfg["threads"])
+    if cfg["path"] == "builds":
+        return builds(cfg)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     from aenet_torch_ase import AenetTorch, threads
     from aenet_torch_ase.potential import compiled_kernels
@@ -158,6 +186,9 @@ def main():
         r = run(dict(base, **change))
         per_core[name] = r
         print(f"per core, 1 thread: {name}: {r['us_per_atom']:.1f} core-us/atom")
+    nl = run(dict(base, path="builds"))
+    print(f"per core, 1 thread: neighbour list build (cutoff + skin 9 A): compiled cell list {nl['cell list']:.1f} ms, "
+          f"vesin half list mirrored {nl['vesin']:.1f} ms, ratio {nl['vesin'] / nl['cell list']:.2f}")
     ref = per_core["compiled float64, list reused (skin 1 A)"]["us_per_atom"]
     for name in ("torch kernels float64, list reused", "plain-autograd reference float64, list reused"):
         print(f"ratio: {name} / compiled float64: {per_core[name]['us_per_atom'] / ref:.2f}")

@@ -21,6 +21,7 @@ from ase import Atoms, units
 from ase.data import atomic_masses, atomic_numbers
 
 from ..errors import StructureError
+from ..neighbors import cell_heights
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "structures"
 
@@ -92,12 +93,6 @@ def density_of(atoms: Atoms) -> float:
     return atoms.get_masses().sum() / units.mol / (atoms.get_volume() * 1e-24)
 
 
-def _heights(cell: np.ndarray) -> np.ndarray:
-    """Distances between opposite faces of the cell (A)."""
-    volume = abs(np.linalg.det(cell))
-    return np.array([volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)])
-
-
 def bulk(source, *, n_atoms: Optional[int] = None, size: Optional[Sequence[float]] = None) -> Atoms:
     """Supercell of a crystal (phase name, file, or Atoms).
 
@@ -109,7 +104,7 @@ def bulk(source, *, n_atoms: Optional[int] = None, size: Optional[Sequence[float
     unit = source.copy() if isinstance(source, Atoms) else crystal(str(source))
     if unit.cell.rank != 3:
         raise StructureError("bulk() needs a periodic unit cell with three lattice vectors")
-    h = _heights(unit.cell.array)
+    h = cell_heights(unit.cell.array)
     if (n_atoms is None) == (size is None):
         raise StructureError("give exactly one of n_atoms= or size=")
     if size is not None:
@@ -282,7 +277,7 @@ def nanoparticle(bulk_atoms: Atoms, radius: float, *, center=None, vacuum: float
     frac = bulk_atoms.cell.scaled_positions(bulk_atoms.positions)
     frac -= np.floor(frac)
     pos0 = frac @ cell
-    h = _heights(cell)
+    h = cell_heights(cell)
     n = np.ceil(radius / h).astype(int) + 1
     grid = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in n], indexing="ij"), -1).reshape(-1, 3)
     shifts = grid @ cell
