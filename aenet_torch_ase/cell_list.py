@@ -1,19 +1,20 @@
-"""Full neighbour lists of fully periodic cells by a compiled cell list (CPU).
+"""Full neighbour lists by a compiled cell list (CPU): fully periodic cells
+and clusters (no periodic direction).
 
-vesin builds the calculator's list everywhere else. Its bins are at least a
-cutoff wide, so in a cell of two or three cutoffs (1,024 atoms of Li-Si,
-cutoff + skin 9 A) each atom tests ~15x more candidates than it has
-neighbours: a rebuild took ~3x a whole calculator call and ~12 % of an MD
-run's time. Here the bins are about half a cutoff high, the atoms are sorted
-by bin (contiguous loads), and each atom scans the bins within reach: every
-periodic image (j, S) of every atom is visited exactly once, so cells
-thinner than the cutoff are exact too. The list is built full and sorted by
-centre in two parallel passes (count, fill), so it needs no mirror of a half
-list, and its order does not depend on the thread count.
+vesin builds the list for partly periodic cells and on the GPU. Its bins
+are at least a cutoff wide, so in a cell of two or three cutoffs (1,024
+atoms of Li-Si, cutoff + skin 9 A) each atom tests ~15x more candidates
+than it has neighbours: a rebuild took ~3x a whole calculator call and ~12 %
+of an MD run's time. Here the bins are about half a cutoff high, the atoms
+are sorted by bin (contiguous loads), and each atom scans the bins within
+reach: every periodic image (j, S) of every atom is visited exactly once,
+so cells thinner than the cutoff are exact too. A cluster is binned in a
+box around its atoms, with no images. The list is built full and sorted by
+centre in two parallel passes (count, fill), so it needs no mirror of a
+half list, and its order does not depend on the thread count.
 
 A pair (i, j, S) means r_j + S . cell - r_i, |.| < cutoff, with the
-positions as given (not wrapped); the self pair (i, i, 0) is left out.
-"""
+positions as given (not wrapped); the self pair (i, i, 0) is left out."""
 
 from __future__ import annotations
 
@@ -45,14 +46,31 @@ def _layout(cell: np.ndarray, cutoff: float, n_atoms: int):
     return bins, reach
 
 
+def _frame(positions: np.ndarray, cell: np.ndarray, periodic: bool):
+    """(positions, cell) the builder works in: the cell itself, or for a
+    cluster a box around the atoms (origin at their lowest corner, a
+    margin so that none lies on its far faces; shifts are then all zero)."""
+    if periodic:
+        return positions, cell
+    low = positions.min(axis=0)
+    return positions - low, np.diag(positions.max(axis=0) - low + 1.0)
+
+
 def serves(positions: Tensor, cell: Tensor, pbc: Tensor, cutoff: float) -> bool:
-    """True when this builder serves the call: CPU, numba present, all
-    three directions periodic, a full-rank cell that needs at most
-    MOST_IMAGES bin images per atom (vesin handles the other cases)."""
+    """True when this builder serves the call: CPU, numba present, finite
+    positions, and either all three directions periodic with a full-rank
+    cell that needs at most MOST_IMAGES bin images per atom, or none
+    periodic (a cluster). Partly periodic cells go to vesin."""
     from .potential import compiled_kernels
 
-    if not (compiled_kernels.usable(positions) and bool(pbc.all()) and positions.shape[0] > 0):
+    periodic = bool(pbc.all())
+    if not (compiled_kernels.usable(positions) and (periodic or not bool(pbc.any())) and positions.shape[0] > 0):
         return False
+    pos = positions.detach().to(torch.float64).cpu().numpy()
+    if not np.isfinite(pos).all():
+        return False
+    if not periodic:
+        return True
     c = cell.detach().to(torch.float64).cpu().numpy()
     if not abs(np.linalg.det(c)) > 0.0:
         return False
@@ -60,14 +78,15 @@ def serves(positions: Tensor, cell: Tensor, pbc: Tensor, cutoff: float) -> bool:
     return int(np.prod(2 * reach + 1)) <= MOST_IMAGES
 
 
-def neighbor_list(positions: Tensor, cell: Tensor, cutoff: float):
+def neighbor_list(positions: Tensor, cell: Tensor, cutoff: float, periodic: bool = True):
     """(i, j, shifts) of all pairs closer than `cutoff` (A) in a fully
-    periodic full-rank cell: int64, int64, int32 (P, 3), sorted by i."""
-    pos = positions.detach().to(torch.float64).contiguous().numpy()
-    c = cell.detach().to(torch.float64).contiguous().numpy()
+    periodic full-rank cell (or, periodic=False, a cluster: cell ignored):
+    int64, int64, int32 (P, 3), sorted by i."""
+    pos, c = _frame(positions.detach().to(torch.float64).contiguous().numpy(),
+                    cell.detach().to(torch.float64).contiguous().numpy(), periodic)
     bins, reach = _layout(c, float(cutoff), pos.shape[0])
     with torch_threads(dynamic=True):
-        i, j, s = _build(pos, c, np.linalg.inv(c), bins, reach, float(cutoff))
+        i, j, s = _build(np.ascontiguousarray(pos), c, np.linalg.inv(c), bins, reach, float(cutoff), periodic)
     return torch.from_numpy(i), torch.from_numpy(j), torch.from_numpy(s)
 
 
@@ -105,11 +124,11 @@ def _sort_into_bins(pos, inverse, bins):
 
 
 @njit(error_model="numpy", cache=True)
-def _images(bins, reach):
+def _images(bins, reach, periodic):
     """Per direction k, for a bin coordinate b + d (d within the reach,
     stored at b + d + reach[k]): the bin it wraps to and its image, so that
-    the scan needs no integer division. Returns (target, image), each
-    (3, max(bins) + 2 max(reach))."""
+    the scan needs no integer division; without periodicity, -1 beyond the
+    box (no bin). Returns (target, image), each (3, max(bins) + 2 max(reach))."""
     width = bins.max() + 2 * reach.max()
     target = np.zeros((3, width), dtype=np.int64)
     image = np.zeros((3, width), dtype=np.int64)
@@ -117,8 +136,8 @@ def _images(bins, reach):
         for u in range(bins[k] + 2 * reach[k]):
             b = u - reach[k]
             sk = b // bins[k]
-            target[k, u] = b - sk * bins[k]
-            image[k, u] = sk
+            target[k, u] = b - sk * bins[k] if periodic else (b if sk == 0 else -1)
+            image[k, u] = sk if periodic else 0
     return target, image
 
 
@@ -149,8 +168,12 @@ def _scan(a, write, pos, cell, offset, which, starts, order, ranks, sorted_pos, 
     n_dx = 2 * reach[0] + 1
     for uz in range(bz, bz + 2 * reach[2] + 1):
         tz, sz = target[2, uz], image[2, uz]
+        if tz < 0:  # beyond a cluster's box
+            continue
         for uy in range(by, by + 2 * reach[1] + 1):
             ty, sy = target[1, uy], image[1, uy]
+            if ty < 0:
+                continue
             row = (tz * bins[1] + ty) * bins[0]
             ux = bx
             while ux < bx + n_dx:
@@ -159,6 +182,8 @@ def _scan(a, write, pos, cell, offset, which, starts, order, ranks, sorted_pos, 
                 t0 = target[0, ux]
                 t1 = t0
                 ux += 1
+                if t0 < 0:
+                    continue
                 while ux < bx + n_dx and image[0, ux] == sx and target[0, ux] == t1 + 1:
                     t1 += 1
                     ux += 1
@@ -193,7 +218,7 @@ CHUNK = 64
 
 
 @njit(error_model="numpy", parallel=True, cache=True)
-def _build(pos, cell, inverse, bins, reach, cutoff):
+def _build(pos, cell, inverse, bins, reach, cutoff, periodic):
     n = pos.shape[0]
     offset, which, starts, order = _sort_into_bins(pos, inverse, bins)
     sorted_pos = np.empty((n, 3))
@@ -205,7 +230,7 @@ def _build(pos, cell, inverse, bins, reach, cutoff):
             sorted_pos[m, k] = pos[a, k] - (offset[a, 0] * cell[0, k] + offset[a, 1] * cell[1, k]
                                             + offset[a, 2] * cell[2, k])
     rc2 = cutoff * cutoff
-    target, image = _images(bins, reach)
+    target, image = _images(bins, reach, periodic)
     none = np.empty(0, dtype=np.int64)
     no_runs = np.empty((0, 3), dtype=np.int64)
     most_runs = (2 * reach[0] + 1) * (2 * reach[1] + 1) * (2 * reach[2] + 1)

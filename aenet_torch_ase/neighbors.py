@@ -136,7 +136,7 @@ class NeighborList:
         from .potential import compiled_kernels
 
         if cell_list.serves(positions, cell, pbc, cutoff):
-            i, j, shifts = cell_list.neighbor_list(positions, cell, cutoff)
+            i, j, shifts = cell_list.neighbor_list(positions, cell, cutoff, periodic=bool(pbc.all()))
             self.builds += 1
             return i, j, shifts
         threads = max(1, compiled_kernels._policy_threads[0] or torch.get_num_threads())

@@ -1,5 +1,5 @@
 """The compiled cell list that builds neighbour lists of fully periodic cells
-on the CPU: the same pairs and shifts as vesin's full list in any cell."""
+and clusters on the CPU: the same pairs and shifts as vesin's full list."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from aenet_torch_ase.potential import compiled_kernels
 pytestmark = pytest.mark.skipif(not compiled_kernels.AVAILABLE, reason="numba is not installed")
 
 
-def vesin_pairs(pos, cell, cutoff):
+def vesin_pairs(pos, cell, cutoff, periodic=True):
     import vesin_torch
 
     i, j, s = vesin_torch.NeighborList(cutoff=cutoff, full_list=True).compute(
-        points=pos, box=cell, periodic=torch.tensor([True] * 3), quantities="ijS")
+        points=pos, box=cell if periodic else torch.zeros_like(cell), periodic=torch.tensor([periodic] * 3),
+        quantities="ijS")
     return sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist())))
 
 
@@ -36,15 +37,17 @@ def random_case(seed):
     return torch.tensor(pos), torch.tensor(cell), float(rng.uniform(2.0, 9.0))
 
 
-@pytest.mark.parametrize("seed", range(16))
-def test_cell_list_equals_vesins_full_list(seed):
+@pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "cluster"])
+@pytest.mark.parametrize("seed", range(12))
+def test_cell_list_equals_vesins_full_list(seed, periodic):
     pos, cell, cutoff = random_case(seed)
-    i, j, s = cell_list.neighbor_list(pos, cell, cutoff)
+    i, j, s = cell_list.neighbor_list(pos, cell, cutoff, periodic=periodic)
     assert (i.dtype, j.dtype, s.dtype) == (torch.int64, torch.int64, torch.int32)
     assert bool((i[1:] >= i[:-1]).all())  # sorted by centre
     mine = sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist())))
     assert len(set(mine)) == len(mine)  # each image of each neighbour once
-    assert mine == vesin_pairs(pos, cell, cutoff)
+    assert mine == vesin_pairs(pos, cell, cutoff, periodic)
+    assert periodic or not s.any()
 
 
 def test_cell_list_order_does_not_depend_on_the_thread_count():
@@ -61,13 +64,13 @@ def test_cell_list_order_does_not_depend_on_the_thread_count():
     assert one[0].numel() > 1000 and all(torch.equal(a, b) for a, b in zip(one, two))
 
 
-def test_neighbor_list_uses_the_cell_list_for_periodic_cells_and_vesin_otherwise(monkeypatch):
-    """Fully periodic cells go to the cell list; a cell so thin that an atom
-    would scan more than MOST_IMAGES bin images, and partly periodic ones, to
-    vesin: the same pairs either way."""
+def test_neighbor_list_uses_the_cell_list_for_periodic_cells_and_clusters_and_vesin_otherwise(monkeypatch):
+    """Fully periodic cells and clusters go to the cell list; a cell so thin
+    that an atom would scan more than MOST_IMAGES bin images, and partly
+    periodic ones, to vesin: the same pairs either way."""
     calls = []
     build = cell_list.neighbor_list
-    monkeypatch.setattr(cell_list, "neighbor_list", lambda *a: calls.append(1) or build(*a))
+    monkeypatch.setattr(cell_list, "neighbor_list", lambda *a, **k: calls.append(1) or build(*a, **k))
     pos, cell, cutoff = random_case(4)
     i, j, s = NeighborList(cutoff)(pos, cell, torch.tensor([True] * 3))
     assert len(calls) == 1
@@ -81,3 +84,6 @@ def test_neighbor_list_uses_the_cell_list_for_periodic_cells_and_vesin_otherwise
     assert sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist()))) == vesin_pairs(flat, thin, 4.5)
     NeighborList(cutoff)(pos, cell, torch.tensor([True, True, False]))
     assert len(calls) == 1
+    i, j, s = NeighborList(cutoff)(pos, cell, torch.tensor([False] * 3))
+    assert len(calls) == 2
+    assert sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist()))) == vesin_pairs(pos, cell, cutoff, False)
