@@ -64,7 +64,8 @@ def serves(positions: Tensor, cell: Tensor, pbc: Tensor, cutoff: float) -> bool:
     from .potential import compiled_kernels
 
     periodic = bool(pbc.all())
-    if not (compiled_kernels.usable(positions) and (periodic or not bool(pbc.any())) and positions.shape[0] > 0):
+    if not (compiled_kernels.usable(positions) and (periodic or not bool(pbc.any())) and positions.shape[0] > 0
+            and float(cutoff) > 0.0):
         return False
     pos = positions.detach().to(torch.float64).cpu().numpy()
     if not np.isfinite(pos).all():
