@@ -143,12 +143,11 @@ def _images(bins, reach, periodic):
 
 
 @njit(error_model="numpy", cache=True)
-def _scan(a, write, pos, cell, offset, which, starts, order, ranks, sorted_pos, bins, reach, target, image, rc2, sm, sr,
-          runs):
+def _scan(a, write, cell, which, ranks, starts, sorted_pos, bins, reach, target, image, rc2, sm, sr, runs):
     """Neighbours of atom a: counted (write False) or written as their
-    places in the sorted atoms (sm) and runs (sr; the runs' images in runs),
-    sm and sr with room for their count + 1. The bins within reach are scanned row by
-    row along the first lattice direction; bins next to each other in
+    places in the sorted atoms (sm) and runs (sr; the runs' images in
+    runs), sm and sr with room for their count + 1. The bins within reach
+    are scanned row by row along the first lattice direction; bins next to each other in
     memory with the same image form one run of atoms (one loop over ~40
     atoms instead of five of ~8). Writing is without branches: each
     candidate goes to the next free slot, which moves on only if it is a
@@ -160,11 +159,7 @@ def _scan(a, write, pos, cell, offset, which, starts, order, ranks, sorted_pos, 
     count = 0
     n_runs = 0
     rank = ranks[a]  # a's place among the sorted atoms
-    oa0, oa1, oa2 = offset[a, 0], offset[a, 1], offset[a, 2]
-    # the wrapped position of a, as the sorted copy holds it
-    ax = pos[a, 0] - (oa0 * cell[0, 0] + oa1 * cell[1, 0] + oa2 * cell[2, 0])
-    ay = pos[a, 1] - (oa0 * cell[0, 1] + oa1 * cell[1, 1] + oa2 * cell[2, 1])
-    az = pos[a, 2] - (oa0 * cell[0, 2] + oa1 * cell[1, 2] + oa2 * cell[2, 2])
+    ax, ay, az = sorted_pos[rank, 0], sorted_pos[rank, 1], sorted_pos[rank, 2]  # its wrapped position
     bx, by, bz = which[a, 0], which[a, 1], which[a, 2]
     n_dx = 2 * reach[0] + 1
     for uz in range(bz, bz + 2 * reach[2] + 1):
@@ -239,7 +234,7 @@ def _build(pos, cell, inverse, bins, reach, cutoff, periodic):
     n_chunks = (n + CHUNK - 1) // CHUNK
     for c in prange(n_chunks):
         for a in range(c * CHUNK, min(n, c * CHUNK + CHUNK)):
-            counts[a + 1] = _scan(a, False, pos, cell, offset, which, starts, order, ranks, sorted_pos, bins, reach, target, image, rc2,
+            counts[a + 1] = _scan(a, False, cell, which, ranks, starts, sorted_pos, bins, reach, target, image, rc2,
                                   none, none, no_runs)
     widest = 0
     for a in range(n):
@@ -255,8 +250,8 @@ def _build(pos, cell, inverse, bins, reach, cutoff, periodic):
         runs = np.empty((most_runs, 3), dtype=np.int64)
         for a in range(c * CHUNK, min(n, c * CHUNK + CHUNK)):
             q = counts[a]
-            k = _scan(a, True, pos, cell, offset, which, starts, order, ranks, sorted_pos, bins, reach, target, image, rc2,
-                      sm, sr, runs)
+            k = _scan(a, True, cell, which, ranks, starts, sorted_pos, bins, reach, target, image, rc2, sm, sr, runs)
+            k = min(k, counts[a + 1] - q)  # the passes do the same arithmetic: equal counts
             oa0, oa1, oa2 = offset[a, 0], offset[a, 1], offset[a, 2]
             for p in range(k):
                 j = order[sm[p]]
