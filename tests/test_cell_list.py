@@ -65,22 +65,27 @@ def test_cell_list_order_does_not_depend_on_the_thread_count():
 
 
 def test_neighbor_list_uses_the_cell_list_for_periodic_cells_and_clusters_and_vesin_otherwise(monkeypatch):
-    """Fully periodic cells and clusters go to the cell list; a cell so thin
-    that an atom would scan more than MOST_IMAGES bin images, and partly
-    periodic ones, to vesin: the same pairs either way."""
+    """Fully periodic cells and clusters of MIN_ATOMS atoms or more go to the
+    cell list; a cell so thin that an atom would scan more than MOST_IMAGES
+    bin images, partly periodic ones and small ones, to vesin: the same
+    pairs either way."""
     calls = []
     build = cell_list.neighbor_list
     monkeypatch.setattr(cell_list, "neighbor_list", lambda *a, **k: calls.append(1) or build(*a, **k))
     pos, cell, cutoff = random_case(4)
+    assert pos.shape[0] < cell_list.MIN_ATOMS
+    NeighborList(cutoff)(pos, cell, torch.tensor([True] * 3))
+    assert not calls
+    pos = torch.cat([pos + k * 0.1 for k in range(-(-cell_list.MIN_ATOMS // pos.shape[0]))])
     i, j, s = NeighborList(cutoff)(pos, cell, torch.tensor([True] * 3))
     assert len(calls) == 1
     assert sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist()))) == vesin_pairs(pos, cell, cutoff)
 
-    thin = torch.diag(torch.tensor([0.3, 0.3, 6.0], dtype=torch.float64))  # 31 x 31 x 5 bin images
-    flat = torch.tensor([[0.1, 0.2, 1.0], [0.3, 0.4, 4.0]], dtype=torch.float64)
+    thin = torch.diag(torch.tensor([0.3, 0.3, 60.0], dtype=torch.float64))  # 31 x 31 x 5 bin images
+    flat = torch.rand(cell_list.MIN_ATOMS, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) @ thin
     assert not cell_list.serves(flat, thin, torch.tensor([True] * 3), 4.5)
     i, j, s = NeighborList(4.5)(flat, thin, torch.tensor([True] * 3))
-    assert len(calls) == 1 and i.numel() > 1000
+    assert len(calls) == 1 and i.numel() > 10_000
     assert sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist()))) == vesin_pairs(flat, thin, 4.5)
     NeighborList(cutoff)(pos, cell, torch.tensor([True, True, False]))
     assert len(calls) == 1
