@@ -1,7 +1,7 @@
-"""Full neighbour lists with lattice shifts: fully periodic cells on the CPU
-from the compiled cell list (`cell_list`: 1.7-3x faster than vesin's half
-list mirrored, and less memory), everything else from vesin-torch (CPU and
-CUDA).
+"""Full neighbour lists with lattice shifts: on the CPU, fully periodic cells
+and clusters of 64 atoms or more from the compiled cell list (`cell_list`:
+1.4-3x faster than vesin's half list mirrored, and less memory), everything
+else from vesin-torch (CPU and CUDA).
 
 All images within the cutoff are returned, including periodic images of the
 central atom itself, so cells shorter than the cutoff are exact (as aenet).
