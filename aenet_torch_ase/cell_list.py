@@ -49,7 +49,7 @@ def _layout(cell: np.ndarray, cutoff: float, n_atoms: int):
     return bins, reach
 
 
-def _frame(positions: np.ndarray, cell: np.ndarray, periodic: bool):
+def _binning_box(positions: np.ndarray, cell: np.ndarray, periodic: bool):
     """(positions, cell) the builder works in: the cell itself, or for a
     cluster a box around the atoms (origin at their lowest corner, a
     margin so that none lies on its far faces; shifts are then all zero)."""
@@ -87,8 +87,8 @@ def neighbor_list(positions: Tensor, cell: Tensor, cutoff: float, periodic: bool
     """(i, j, shifts) of all pairs closer than `cutoff` (A) in a fully
     periodic full-rank cell (or, periodic=False, a cluster: cell ignored):
     int64, int64, int32 (P, 3), sorted by i."""
-    pos, c = _frame(positions.detach().to(torch.float64).contiguous().numpy(),
-                    cell.detach().to(torch.float64).contiguous().numpy(), periodic)
+    pos, c = _binning_box(positions.detach().to(torch.float64).contiguous().numpy(),
+                          cell.detach().to(torch.float64).contiguous().numpy(), periodic)
     bins, reach = _layout(c, float(cutoff), pos.shape[0])
     with torch_threads(dynamic=True):
         i, j, s = _build(np.ascontiguousarray(pos), c, np.linalg.inv(c), bins, reach, float(cutoff), periodic)
