@@ -437,7 +437,7 @@ def _chebyshev_sums(row, off, off_w, K, n, x, f, fw, t_prev, t_cur, weighted):
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                       t_prev, t_cur, wfc, pairs, tv):
+                       t_prev, t_cur, wfc, ang):
     """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members."""
     for k in range(row.shape[0]):
         row[k] = 0.0
@@ -446,61 +446,60 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
     for q in range(n_pad):
         wfc[q] = w[q] * fc[q]
     _chebyshev_sums(row, 0, nr + na, nr, n_pad, x, fc, wfc, t_prev, t_cur, weighted)
-    # angular: unordered pairs of the members inside the angular cutoff, TRIPLETS at a time (SIMD over them)
-    a_, b_ = 0, 1
-    while a_ < m - 1:
-        nt, a_, b_ = _next_triplets(m, a_, b_, pairs)
-        _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, w, a_idx, fca)
-
-
-#: triplets (pairs of a centre's angular members) evaluated at once, order by order in SIMD lanes
-TRIPLETS = 32
+    # angular: unordered pairs of the members inside the angular cutoff
+    _angular_members(m, a_idx, ux, uy, uz, w, ang)
+    _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca)
 
 
 @njit(error_model="numpy", cache=True)
-def _triplet_scratch(like):
-    """One thread's per-triplet arrays: member slots (2, TRIPLETS) and nine
-    float rows (TRIPLETS,) in the dtype of `like`."""
-    return np.empty((2, TRIPLETS), dtype=np.int64), np.empty((9, TRIPLETS), dtype=like.dtype)
+def _angular_scratch(width, like):
+    """One thread's rows for a centre's angular members: unit vector (3), w,
+    in the dtype of `like`."""
+    return np.empty((4, width), dtype=like.dtype)
 
 
 @njit(error_model="numpy", cache=True)
-def _next_triplets(m, a_, b_, pairs):
-    """The next (up to TRIPLETS) unordered pairs of member slots (a_ < b_ < m),
-    from (a_, b_) on, into pairs; returns (their count, the pair after them).
-    Start from (0, 1); all are done when a_ reaches m - 1."""
-    nt = 0
-    while a_ < m - 1 and nt < TRIPLETS:
-        pairs[0, nt] = a_
-        pairs[1, nt] = b_
-        nt += 1
-        b_ += 1
-        if b_ == m:
-            a_ += 1
-            b_ = a_ + 1
-    return nt, a_, b_
+def _angular_members(m, a_idx, ux, uy, uz, w, ang):
+    """The m angular members' unit vectors and weights (slots a_idx) into
+    contiguous rows of ang."""
+    U = np.uint64
+    for t in range(m):
+        q = U(a_idx[t])
+        ang[0, t], ang[1, t], ang[2, t], ang[3, t] = ux[q], uy[q], uz[q], w[q]
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_block(row, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, w, a_idx, fca):
-    """Adds to row the angular terms of nt triplets (the members in slots
-    pairs[0, t], pairs[1, t] of a_idx): fc_a fc_b T_k(cos) and, weighted,
-    w_a w_b times that; the Chebyshev recursion order by order over the
-    triplets (as the radial one over pairs)."""
+def _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca):
+    """Adds to row the angular terms of the unordered pairs (triplets) of
+    the m angular members: fc_a fc_b T_k(cos) and, weighted, w_a w_b times
+    that, k < na. One triplet at a time with its recursion in registers: a
+    centre has ~7 angular members (~25 triplets) at 3 A, too few for SIMD
+    lanes over triplets to pay for gathering them."""
     F = row.dtype.type
-    x, f, fw, t_prev, t_cur = tv[0], tv[1], tv[2], tv[3], tv[4]
-    U = np.uint64  # unsigned gather indices: no wraparound select (SIMD gathers)
-    for t in range(nt):
-        a_, b_ = U(pairs[0, t]), U(pairs[1, t])
-        a, b = U(a_idx[a_]), U(a_idx[b_])
-        cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-        x[t] = cos * F(slope) - F(1.0) if legacy else cos
-        f[t] = fca[a_] * fca[b_]
-        fw[t] = f[t] * w[a] * w[b]
-    n_pad = _padded(nt, x)  # padding triplets with zero weights (TRIPLETS is a multiple of the step)
-    for t in range(nt, n_pad):
-        x[t], f[t], fw[t] = F(0.0), F(0.0), F(0.0)
-    _chebyshev_sums(row, nr, 2 * nr + na, na, n_pad, x, f, fw, t_prev, t_cur, weighted)
+    two = F(2.0)
+    off, off_w = nr, 2 * nr + na
+    aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
+    for a in range(m - 1):
+        xa, ya, za, fa, wa = aux[a], auy[a], auz[a], fca[a], aw[a]
+        for b in range(a + 1, m):
+            cos = xa * aux[b] + ya * auy[b] + za * auz[b]
+            xq = cos * F(slope) - F(1.0) if legacy else cos
+            f = fa * fca[b]
+            fw = f * wa * aw[b]
+            row[off] += f
+            if weighted:
+                row[off_w] += fw
+            if na > 1:
+                row[off + 1] += f * xq
+                if weighted:
+                    row[off_w + 1] += fw * xq
+            tp, tc = F(1.0), xq
+            for k in range(2, na):
+                t = two * xq * tc - tp
+                row[off + k] += f * t
+                if weighted:
+                    row[off_w + k] += fw * t
+                tp, tc = tc, t
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
@@ -562,7 +561,7 @@ def _chebyshev_gradient_sums(n, x, wq, g, off, off_w, K, weighted, t_prev, t_cur
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc, dfc, w, a_idx,
-                     fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, pairs, tv):
+                     fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, ang):
     """(gx, gy, gz)[q] = dE/dv of member q of one centre, from g = dE/dG (its row)."""
     F = g.dtype.type
     # per pair: sa = sum_k (g_k + w gw_k) T_k, sc = the same with dT_k/dx
@@ -575,51 +574,62 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
         gx[q] = d * ux[q]
         gy[q] = d * uy[q]
         gz[q] = d * uz[q]
-    a_, b_ = 0, 1  # angular: TRIPLETS at a time, as in _center_descriptor
-    while a_ < m - 1:
-        nt, a_, b_ = _next_triplets(m, a_, b_, pairs)
-        _angular_gradient_block(g, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, r, w, a_idx,
-                                fca, dfca, gx, gy, gz)
+    _angular_members(m, a_idx, ux, uy, uz, w, ang)  # angular: one triplet at a time, as in _center_descriptor
+    _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz)
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_gradient_block(g, nt, pairs, tv, nr, na, weighted, slope, legacy, ux, uy, uz, r, w, a_idx, fca, dfca,
-                            gx, gy, gz):
+def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz):
     """Adds to (gx, gy, gz) of the members the derivatives of the angular
-    terms of nt triplets (see `_angular_block`), from g = dE/dG: per triplet
-    st = sum_k gk T_k and su = sum_k gk dT_k/dx (gk = g_k + w_a w_b gw_k)
-    order by order over the triplets (SIMD), then each triplet's share to
-    its two members."""
+    terms (see `_angular_terms`), from g = dE/dG: per triplet st = sum_k gk
+    T_k and su = sum_k gk dT_k/dx (gk = g_k + w_a w_b gw_k, dT_k/dx = k
+    U_{k-1}, U by its own recursion), then the triplet's share to its two
+    members."""
     F = g.dtype.type
-    x, ww, t_prev, t_cur, u_prev, u_cur, st, su, cs = tv[0], tv[1], tv[2], tv[3], tv[4], tv[5], tv[6], tv[7], tv[8]
-    U = np.uint64  # unsigned gather indices, as in _angular_block
-    for t in range(nt):
-        a, b = U(a_idx[U(pairs[0, t])]), U(a_idx[U(pairs[1, t])])
-        cos = ux[a] * ux[b] + uy[a] * uy[b] + uz[a] * uz[b]
-        cs[t] = cos
-        x[t] = cos * F(slope) - F(1.0) if legacy else cos
-        ww[t] = w[a] * w[b]
-    n_pad = _padded(nt, x)  # padding triplets: their sums are not used
-    for t in range(nt, n_pad):
-        x[t], ww[t] = F(0.0), F(0.0)
-    _chebyshev_gradient_sums(n_pad, x, ww, g, nr, 2 * nr + na, na, weighted, t_prev, t_cur, u_prev, u_cur, st, su)
-    for t in range(nt):
-        a_, b_ = U(pairs[0, t]), U(pairs[1, t])
-        a, b = U(a_idx[a_]), U(a_idx[b_])
-        fc_a, dfc_a, fc_b, dfc_b = fca[a_], dfca[a_], fca[b_], dfca[b_]
-        cos = cs[t]
-        f = fc_a * fc_b
-        fs = f * F(slope) if legacy else f
-        sf = su[t] * fs
-        sa = st[t] * dfc_a * fc_b
-        sb = st[t] * fc_a * dfc_b
-        # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
-        gx[a] += sf * (ux[b] - cos * ux[a]) / r[a] + sa * ux[a]
-        gy[a] += sf * (uy[b] - cos * uy[a]) / r[a] + sa * uy[a]
-        gz[a] += sf * (uz[b] - cos * uz[a]) / r[a] + sa * uz[a]
-        gx[b] += sf * (ux[a] - cos * ux[b]) / r[b] + sb * ux[b]
-        gy[b] += sf * (uy[a] - cos * uy[b]) / r[b] + sb * uy[b]
-        gz[b] += sf * (uz[a] - cos * uz[b]) / r[b] + sb * uz[b]
+    zero, one, two = F(0.0), F(1.0), F(2.0)
+    off, off_w = nr, 2 * nr + na
+    aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
+    U = np.uint64
+    for a in range(m - 1):
+        qa = U(a_idx[a])
+        xa, ya, za, wa, fa, dfa, ira = aux[a], auy[a], auz[a], aw[a], fca[a], dfca[a], one / r[qa]
+        ga0 = ga1 = ga2 = zero
+        for b in range(a + 1, m):
+            qb = U(a_idx[b])
+            xb, yb, zb = aux[b], auy[b], auz[b]
+            cos = xa * xb + ya * yb + za * zb
+            xq = cos * F(slope) - F(1.0) if legacy else cos
+            wab = wa * aw[b]
+            st = g[off] + (wab * g[off_w] if weighted else zero)  # T_0 = 1, dT_0 = 0
+            su = zero
+            if na > 1:
+                c = g[off + 1] + (wab * g[off_w + 1] if weighted else zero)
+                st += c * xq  # T_1 = x, dT_1 = 1
+                su += c
+            tp, tc, up, uc = one, xq, one, two * xq  # T_0, T_1, U_0, U_1
+            for k in range(2, na):
+                c = g[off + k] + (wab * g[off_w + k] if weighted else zero)
+                t = two * xq * tc - tp
+                st += c * t
+                su += c * F(k) * uc  # dT_k = k U_{k-1}
+                tp, tc = tc, t
+                up, uc = uc, two * xq * uc - up
+            fb, dfb = fca[b], dfca[b]
+            f = fa * fb
+            sf = su * (f * F(slope) if legacy else f)
+            sa = st * dfa * fb
+            sb = st * fa * dfb
+            # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
+            sfa, sfb = sf * ira, sf / r[qb]
+            ga0 += sfa * (xb - cos * xa) + sa * xa
+            ga1 += sfa * (yb - cos * ya) + sa * ya
+            ga2 += sfa * (zb - cos * za) + sa * za
+            gx[qb] += sfb * (xa - cos * xb) + sb * xb
+            gy[qb] += sfb * (ya - cos * yb) + sb * yb
+            gz[qb] += sfb * (za - cos * zb) + sb * zb
+        gx[qa] += ga0
+        gy[qa] += ga1
+        gz[qa] += ga2
 
 
 @njit(error_model="numpy", cache=True)
@@ -657,13 +667,13 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, out)
-        pairs, tv = _triplet_scratch(out)
+        ang = _angular_scratch(width, out)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
                                    rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(out[i], n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               t_prev, t_cur, sa, pairs, tv)
+                               t_prev, t_cur, sa, ang)
 
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
@@ -677,7 +687,7 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, grad_features)
-        pairs, tv = _triplet_scratch(grad_features)
+        ang = _angular_scratch(width, grad_features)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -690,7 +700,7 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
-                             gx, gy, gz, pairs, tv)
+                             gx, gy, gz, ang)
             for q in range(n):
                 p = idx[q]
                 grad_vectors[p, 0] = gx[q]
@@ -781,54 +791,58 @@ def _activate_layer(z, n, code, h, dh):
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale, e_shift,
-             h, dh, z):
+def _network(s, row, grad, want_grad, n_layers, sizes, pads, acts, W, w_off, bias, b_off, shift, scale, e_scale,
+             e_shift, h, dh, z):
     """Atomic energy of one centre of species s from its descriptor row
     (spec 1.5-1.7, as `network.AtomicNetwork`) and, with want_grad, dE/dG
-    into grad. WT holds each layer's weights transposed, (in, out), so
-    both passes run over contiguous rows (SIMD). h[l], dh[l]: activations
-    and their derivatives of layer l; z: scratch."""
-    F = WT.dtype.type
-    nf = sizes[s, 0]
+    into grad[:sizes[s, 0]]. W holds each layer's weights as (out, in)
+    rows padded to pads[s, l] inputs (see `pack_networks`): the forward
+    pass is one dot product per unit and the backward pass one axpy per
+    unit, each a loop over whole SIMD steps of a padded width. (Loops over a
+    layer's 15 or 16 units ran scalar in float32: LLVM steps them 32 at a
+    time.) h[l], dh[l]: activations of layer l and their derivatives, zero
+    beyond the layer's width up to its padded width; z: scratch."""
+    F = W.dtype.type
+    zero = F(0.0)
+    nf, nf_pad = sizes[s, 0], pads[s, 0]
+    h0, sh, sc = h[0], shift[s], scale[s]
     for k in range(nf):
-        h[0, k] = (row[k] - shift[s, k]) * scale[s, k]
+        h0[k] = (row[k] - sh[k]) * sc[k]
+    for k in range(nf, nf_pad):
+        h0[k] = zero
     L = n_layers[s]
     for l in range(L):
-        n_in, n_out = sizes[s, l], sizes[s, l + 1]
+        n_out, n_in_pad, n_out_pad = sizes[s, l + 1], pads[s, l], pads[s, l + 1]
         w0, b0 = w_off[s, l], b_off[s, l]
-        # slices, indexed from 0 by the loop counters: an index such as
-        # WT[base + o] may be negative as far as numba knows, and its
-        # wraparound select kept these loops out of SIMD lanes
-        b = bias[b0:b0 + n_out]
-        W = WT[w0:w0 + n_in * n_out]
-        hl = h[l]
+        hl = h[l][:n_in_pad]
         for o in range(n_out):
-            z[o] = b[o]
-        for k in range(n_in):
-            hk = hl[k]
-            wk = W[k * n_out:(k + 1) * n_out]
-            for o in range(n_out):
-                z[o] += wk[o] * hk
-        _activate_layer(z, n_out, acts[s, l], h[l + 1], dh[l + 1])
+            wo = W[w0 + o * n_in_pad:w0 + (o + 1) * n_in_pad]
+            acc = zero
+            for k in range(n_in_pad):
+                acc += wo[k] * hl[k]
+            z[o] = acc + bias[b0 + o]
+        for o in range(n_out, n_out_pad):  # padding units: their outgoing weights are 0, so their output goes nowhere
+            z[o] = zero
+        _activate_layer(z, n_out_pad, acts[s, l], h[l + 1], dh[l + 1])
     energy = h[L, 0] * e_scale[s] + e_shift[s]
     if want_grad:
         # backward: z holds dE/d(pre-activation) of layer l + 1, grad dE/dh of layer l
         z[0] = e_scale[s] * dh[L, 0]
         for l in range(L - 1, -1, -1):
-            n_in, n_out = sizes[s, l], sizes[s, l + 1]
+            n_out, n_in_pad = sizes[s, l + 1], pads[s, l]
             w0 = w_off[s, l]
-            W = WT[w0:w0 + n_in * n_out]
-            for k in range(n_in):
-                wk = W[k * n_out:(k + 1) * n_out]
-                acc = F(0.0)
-                for o in range(n_out):
-                    acc += wk[o] * z[o]
-                grad[k] = acc
+            g = grad[:n_in_pad]
+            for k in range(n_in_pad):
+                g[k] = zero
+            for o in range(n_out):
+                wo = W[w0 + o * n_in_pad:w0 + (o + 1) * n_in_pad]
+                zo = z[o]
+                for k in range(n_in_pad):
+                    g[k] += wo[k] * zo
             if l > 0:
                 dhl = dh[l]
-                for k in range(n_in):
-                    z[k] = grad[k] * dhl[k]
-        sc = scale[s]
+                for k in range(n_in_pad):
+                    z[k] = g[k] * dhl[k]
         for k in range(nf):
             grad[k] *= sc[k]
     return energy
@@ -836,8 +850,8 @@ def _network(s, row, grad, want_grad, n_layers, sizes, acts, WT, w_off, bias, b_
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
-                 weighted, slope, legacy, rmin, n_layers, sizes, acts, WT, w_off, bias, b_off, shift, scale, e_scale,
-                 e_shift, energies, want_forces, n_slices, f_parts, w_parts, wa_parts, want_atomic, zero):
+                 weighted, slope, legacy, rmin, n_layers, sizes, pads, acts, net_w, w_off, bias, b_off, shift, scale,
+                 e_scale, e_shift, energies, want_forces, n_slices, f_parts, w_parts, wa_parts, want_atomic, zero):
     """The whole model in one pass per centre, as Fortran aenet does: for
     each centre i in `centers` (empty: all), its descriptor row, its
     element's network forward (energies[i]) and, with want_forces, backward
@@ -852,16 +866,16 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     sums, and with them forces and stress to the last bit, do not depend on
     the thread count or on which thread ran what. No per-pair array
     is made, and the members of a centre are found once. The arithmetic
-    runs in the dtype of the networks' arrays (WT, ...), as do the outputs
+    runs in the dtype of the networks' arrays (net_w, ...), as do the outputs
     and the type weights (float32 for a float32 model: twice the SIMD lanes);
     pair vectors and distances are made in float64 either way."""
-    F = WT.dtype.type
+    F = net_w.dtype.type
     U = np.uint64  # unsigned gather/scatter indices: no wraparound select
     n_items = _n_items(centers, starts.shape[0] - 1)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
     n_features = 2 * (nr + na) if weighted else nr + na
-    widest_layer = max(n_features, sizes.max())
+    widest_layer = max(n_features, pads.max())
     for sl in prange(n_slices):
         f = f_parts[sl]
         wv = w_parts[sl]
@@ -870,12 +884,12 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
             wv[:] = 0.0
             if want_atomic:
                 wa_parts[sl] = 0.0
-        dt = WT.dtype
+        dt = net_w.dtype
         row, grad, z = np.empty(n_features, dt), np.empty(widest_layer, dt), np.empty(widest_layer, dt)
-        h, dh = np.empty((sizes.shape[1], widest_layer), dt), np.empty((sizes.shape[1], widest_layer), dt)
+        h, dh = np.empty((pads.shape[1], widest_layer), dt), np.empty((pads.shape[1], widest_layer), dt)
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
-         sa, sc, gx, gy, gz) = _scratch(width, WT)
-        pairs, tv = _triplet_scratch(WT)
+         sa, sc, gx, gy, gz) = _scratch(width, net_w)
+        ang = _angular_scratch(width, net_w)
         for k in range((n_chunks + n_slices - 1) // n_slices * CHUNK):
             c = (sl + k // CHUNK * n_slices) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) n_slices, centre k % CHUNK
             if c >= n_items:
@@ -885,14 +899,14 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
                                    rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               t_prev, t_cur, sa, pairs, tv)
-            energies[i] = _network(spec[i], row, grad, want_forces, n_layers, sizes, acts, WT, w_off, bias, b_off,
-                                   shift, scale, e_scale, e_shift, h, dh, z)
+                               t_prev, t_cur, sa, ang)
+            energies[i] = _network(spec[i], row, grad, want_forces, n_layers, sizes, pads, acts, net_w, w_off, bias,
+                                   b_off, shift, scale, e_scale, e_shift, h, dh, z)
             if not want_forces:
                 continue
             _center_gradient(grad, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
-                             gx, gy, gz, pairs, tv)
+                             gx, gy, gz, ang)
             # the centre's sums in registers (stores to f[j] could alias them in memory)
             fi0 = fi1 = fi2 = F(0.0)
             w00 = w01 = w02 = w10 = w11 = w12 = w20 = w21 = w22 = F(0.0)
@@ -1270,31 +1284,31 @@ def packed_networks(model, dtype=np.float64):
     by_dtype = last[3]
     key = np.dtype(dtype).name
     if key not in by_dtype:
-        packed = pack_networks(model)
-        by_dtype[key] = tuple(a.astype(dtype) if a.dtype == np.float64 else a for a in packed)
+        by_dtype[key] = pack_networks(model, dtype)
     return by_dtype[key]
 
 
-#: hidden layers are packed with their width rounded up to a multiple of this
-#: (units with zero weights and biases, whose outputs go nowhere), so that a
-#: layer's loops run in whole SIMD vectors with no scalar remainder
-LANES = 8
-
-
-def pack_networks(model):
-    """The per-element networks as flat float64 arrays for `model_kernel`:
-    (n_layers (S,), sizes (S, L+1), activation codes (S, L), weights
-    transposed to (in, out) and their offsets (S, L), biases and offsets, feature shift and scale
-    (S, F), energy scale (S,), energy shift + E_atom (S,)). Hidden widths in
-    `sizes` are padded to a multiple of `LANES` with zero weights: a padded
-    unit's input is 0 and its outgoing weights are 0, so neither the energy
-    nor any derivative changes."""
+def pack_networks(model, dtype=np.float64):
+    """The per-element networks as flat arrays for `model_kernel`, floats in
+    `dtype`: (n_layers (S,), sizes (S, L+1) the layers' widths, pads (S, L+1)
+    the widths rounded up to a whole step of `_padded` (16 float64, 32
+    float32), activation codes (S, L), weights as (out, in) rows of pads[s, l]
+    inputs each and their offsets (S, L), biases and offsets, feature shift
+    and scale (S, F), energy scale (S,), energy shift + E_atom (S,)). The
+    padding inputs have zero weights, so neither the energy nor any
+    derivative changes; they let each dot product run in whole SIMD steps."""
     nets = list(model.networks)
     S = len(nets)
     L = max(len(net.layers) for net in nets)
     F = max(int(net.feature_shift.numel()) for net in nets)
+    step = 128 // np.dtype(dtype).itemsize  # as `_padded`
+
+    def padded(n):
+        return -(-n // step) * step
+
     n_layers = np.array([len(net.layers) for net in nets], dtype=np.int64)
     sizes = np.zeros((S, L + 1), dtype=np.int64)
+    pads = np.zeros((S, L + 1), dtype=np.int64)
     acts = np.zeros((S, L), dtype=np.int64)
     w_off = np.zeros((S, L), dtype=np.int64)
     b_off = np.zeros((S, L), dtype=np.int64)
@@ -1305,25 +1319,22 @@ def pack_networks(model):
         f = int(net.feature_shift.numel())
         shift[s, :f] = net.feature_shift.detach().double().numpy()
         scale[s, :f] = net.feature_scale.detach().double().numpy()
-        n_in = sizes[s, 0] = net.layers[0].in_features
+        sizes[s, 0], pads[s, 0] = f, padded(f)
         for l, layer in enumerate(net.layers):
-            last = l == len(net.layers) - 1
-            n_out = layer.out_features if last else -(-layer.out_features // LANES) * LANES
-            sizes[s, l + 1] = n_out
+            sizes[s, l + 1], pads[s, l + 1] = layer.out_features, padded(layer.out_features)
             acts[s, l] = net.activations[l]
             w_off[s, l], b_off[s, l] = nw, nb
-            w, b = np.zeros((n_in, n_out)), np.zeros(n_out)
-            w[:layer.in_features, :layer.out_features] = layer.weight.detach().double().T.numpy()  # (in, out)
-            b[:layer.out_features] = layer.bias.detach().double().numpy()
+            w = np.zeros((layer.out_features, pads[s, l]))
+            w[:, :layer.in_features] = layer.weight.detach().double().numpy()
             weights.append(w.reshape(-1))
-            biases.append(b)
+            biases.append(layer.bias.detach().double().numpy())
             nw += w.size
-            nb += b.size
-            n_in = n_out
+            nb += layer.out_features
     e_scale = np.array([float(net.energy_scale) for net in nets])
     e_shift = np.array([float(net.energy_shift) + float(net.e_atom) for net in nets])
-    return (n_layers, sizes, acts, np.concatenate(weights), w_off, np.concatenate(biases), b_off, shift, scale,
-            e_scale, e_shift)
+    return (n_layers, sizes, pads, acts, np.concatenate(weights).astype(dtype), w_off,
+            np.concatenate(biases).astype(dtype), b_off, shift.astype(dtype), scale.astype(dtype),
+            e_scale.astype(dtype), e_shift.astype(dtype))
 
 
 def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vectors: Optional[Tensor], *,
