@@ -113,6 +113,36 @@ def test_compiled_equals_torch_for_any_descriptor_order(radial_n, angular_n, dty
     assert_compiled_equals_torch(calc, atoms, dtype)
 
 
+@pytest.mark.filterwarnings("ignore:.*angular convention")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("angular_n, angular", [(2, "2.0.4"), (7, "2.0.4"), (4, "legacy")])
+def test_compiled_equals_torch_with_many_angular_members(angular_n, angular, dtype):
+    """With an angular cutoff as long as the radial one (TiO2's potentials:
+    6.5 A, ~100 angular members), the compiled kernels take each member's
+    partners in SIMD runs (at least 16 float64 / 32 float32 of them) and
+    the rest one triplet at a time; both give the torch kernels' results."""
+    from ase.neighborlist import neighbor_list
+
+    files = potential_files({sym: (6.0, 4, 6.0, angular_n) for sym in ("Li", "Si")}, seed=angular_n)
+    calc = AenetTorch(files, dtype=dtype, angular=angular)
+    atoms = random_structure(40, [[9.0, 0.0, 0.0], [1.0, 8.5, 0.0], [0.5, -1.0, 8.8]], True, seed=angular_n,
+                             min_dist=1.6)
+    members = np.bincount(neighbor_list("i", atoms, 6.0), minlength=len(atoms))
+    assert members.min() > 32 + 8  # every centre has 8 or more SIMD runs, in float32 too, then short ones
+    if dtype == torch.float64:
+        assert_compiled_equals_torch(calc, atoms, dtype)
+        return
+    # float32: ~1,000 triplets a centre, and the legacy argument (|x| up to 3) makes large T_k that cancel:
+    # both float32 paths are held to the float64 result, the compiled one no less accurate than torch's
+    reference = results(AenetTorch(files, dtype=torch.float64, angular=angular), atoms, True)
+    a, b = results(calc, atoms, True), results(calc, atoms, False)
+    for key in ("forces", "stress"):
+        scale = np.abs(reference[key]).max()
+        err_compiled, err_torch = (np.abs(r[key] - reference[key]).max() for r in (a, b))
+        assert err_compiled < 5e-5 * scale and err_compiled < 2.0 * err_torch + 1e-6 * scale, key
+    assert abs(a["energy"] - reference["energy"]) < 1e-5 * len(atoms)
+
+
 def test_compiled_float32_computes_in_float32_to_its_round_off():
     """A float32 model's compiled kernels run in float32 arithmetic: the same
     float32 weights through float64 arithmetic give results that differ

@@ -448,14 +448,16 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
     _chebyshev_sums(row, 0, nr + na, nr, n_pad, x, fc, wfc, t_prev, t_cur, weighted)
     # angular: unordered pairs of the members inside the angular cutoff
     _angular_members(m, a_idx, ux, uy, uz, w, ang)
-    _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca)
+    _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca, t_prev, t_cur)
 
 
 @njit(error_model="numpy", cache=True)
-def _angular_scratch(width, like):
-    """One thread's rows for a centre's angular members: unit vector (3), w,
-    in the dtype of `like`."""
-    return np.empty((4, width), dtype=like.dtype)
+def _angular_scratch(width, na, like):
+    """One thread's rows for a centre's angular members, in the dtype of
+    `like`: unit vector (3), w, 1/r, then per-triplet rows x, f, fw (or the
+    sums of `_angular_terms`, na long) and the members' gradient (3) and
+    cos of `_angular_gradient`'s SIMD runs."""
+    return np.empty((12, max(width, na)), dtype=like.dtype)
 
 
 @njit(error_model="numpy", cache=True)
@@ -469,37 +471,68 @@ def _angular_members(m, a_idx, ux, uy, uz, w, ang):
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca):
-    """Adds to row the angular terms of the unordered pairs (triplets) of
-    the m angular members: fc_a fc_b T_k(cos) and, weighted, w_a w_b times
-    that, k < na. One triplet at a time with its recursion in registers: a
-    centre has ~7 angular members (~25 triplets) at 3 A, too few for SIMD
-    lanes over triplets to pay for gathering them."""
+def _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca, t_prev, t_cur):
+    """Adds to row the angular terms of the unordered pairs (triplets) a < b
+    of the m angular members: fc_a fc_b T_k(cos) and, weighted, w_a w_b
+    times that, k < na. For each a, its partners b > a are contiguous: a
+    run of at least a SIMD step goes through `_angular_runs` (SIMD over b);
+    shorter ones (all of them for the ~7 members of a 3 A cutoff) one
+    triplet at a time with the recursion in registers."""
     F = row.dtype.type
     two = F(2.0)
     off, off_w = nr, 2 * nr + na
     aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
-    for a in range(m - 1):
+    short = max(0, m - _padded(1, aux))  # a < short has at least a SIMD step of partners
+    if short > 0:
+        _angular_runs(row, short, m, off, off_w, na, weighted, slope, legacy, ang, fca, t_prev, t_cur)
+    s_a, s_w = ang[5, :], ang[6, :]  # a's sums over its partners, added to row per a: fewer round-offs in float32
+    for a in range(short, m - 1):
         xa, ya, za, fa, wa = aux[a], auy[a], auz[a], fca[a], aw[a]
+        for k in range(na):
+            s_a[k], s_w[k] = F(0.0), F(0.0)
         for b in range(a + 1, m):
             cos = xa * aux[b] + ya * auy[b] + za * auz[b]
             xq = cos * F(slope) - F(1.0) if legacy else cos
             f = fa * fca[b]
             fw = f * wa * aw[b]
-            row[off] += f
-            if weighted:
-                row[off_w] += fw
+            s_a[0] += f
+            s_w[0] += fw
             if na > 1:
-                row[off + 1] += f * xq
-                if weighted:
-                    row[off_w + 1] += fw * xq
+                s_a[1] += f * xq
+                s_w[1] += fw * xq
             tp, tc = F(1.0), xq
             for k in range(2, na):
                 t = two * xq * tc - tp
-                row[off + k] += f * t
-                if weighted:
-                    row[off_w + k] += fw * t
+                s_a[k] += f * t
+                s_w[k] += fw * t
                 tp, tc = tc, t
+        for k in range(na):
+            row[off + k] += s_a[k]
+            if weighted:
+                row[off_w + k] += s_w[k]
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _angular_runs(row, short, m, off, off_w, na, weighted, slope, legacy, ang, fca, t_prev, t_cur):
+    """`_angular_terms` of the triplets (a, b > a), a < short, in SIMD lanes
+    over b (`_chebyshev_sums`)."""
+    F = row.dtype.type
+    zero = F(0.0)
+    aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
+    tx, tf, tfw = ang[5, :], ang[6, :], ang[7, :]
+    for a in range(short):
+        xa, ya, za, fa, wa = aux[a], auy[a], auz[a], fca[a], aw[a]
+        n_b = m - a - 1
+        for t in range(n_b):
+            b = a + 1 + t
+            cos = xa * aux[b] + ya * auy[b] + za * auz[b]
+            tx[t] = cos * F(slope) - F(1.0) if legacy else cos
+            tf[t] = fa * fca[b]
+            tfw[t] = tf[t] * wa * aw[b]
+        n_pad = _padded(n_b, tx)
+        for t in range(n_b, n_pad):
+            tx[t], tf[t], tfw[t] = zero, zero, zero
+        _chebyshev_sums(row, off, off_w, na, n_pad, tx, tf, tfw, t_prev, t_cur, weighted)
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
@@ -574,52 +607,114 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
         gx[q] = d * ux[q]
         gy[q] = d * uy[q]
         gz[q] = d * uz[q]
-    _angular_members(m, a_idx, ux, uy, uz, w, ang)  # angular: one triplet at a time, as in _center_descriptor
-    _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz)
+    _angular_members(m, a_idx, ux, uy, uz, w, ang)  # angular: as in _center_descriptor
+    _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz,
+                      t_prev, t_cur, u_prev, u_cur, sa, sc)
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz):
+def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz,
+                      t_prev, t_cur, u_prev, u_cur, st, su):
     """Adds to (gx, gy, gz) of the members the derivatives of the angular
     terms (see `_angular_terms`), from g = dE/dG: per triplet st = sum_k gk
     T_k and su = sum_k gk dT_k/dx (gk = g_k + w_a w_b gw_k, dT_k/dx = k
-    U_{k-1}, U by its own recursion), then the triplet's share to its two
-    members."""
+    U_{k-1}), then the triplet's share to its two members. As in
+    `_angular_terms`, a's partners b > a in SIMD lanes
+    (`_chebyshev_gradient_sums`) when there are at least a SIMD step of
+    them, else one triplet at a time (`_angular_gradient_triplets`)."""
+    F = g.dtype.type
+    zero = F(0.0)
+    off, off_w = nr, 2 * nr + na
+    aux, auy, auz, aw, air = ang[0], ang[1], ang[2], ang[3], ang[4]
+    short = max(0, m - _padded(1, aux))  # a < short has at least a SIMD step of partners
+    if short > 0:
+        agx, agy, agz = ang[8], ang[9], ang[10]  # the members' sums over these runs, contiguous
+        tx, tww, tcos = ang[5, :], ang[7, :], ang[11, :]
+        U = np.uint64
+        for t in range(m):
+            agx[t], agy[t], agz[t] = zero, zero, zero
+            air[t] = F(1.0) / r[U(a_idx[t])]
+        for a in range(short):
+            xa, ya, za, wa, fa, dfa, ira = aux[a], auy[a], auz[a], aw[a], fca[a], dfca[a], air[a]
+            n_b = m - a - 1
+            for t in range(n_b):
+                b = a + 1 + t
+                cos = xa * aux[b] + ya * auy[b] + za * auz[b]
+                tcos[t] = cos
+                tx[t] = cos * F(slope) - F(1.0) if legacy else cos
+                tww[t] = wa * aw[b]
+            n_pad = _padded(n_b, tx)
+            for t in range(n_b, n_pad):
+                tx[t], tww[t] = zero, zero
+            _chebyshev_gradient_sums(n_pad, tx, tww, g, off, off_w, na, weighted, t_prev, t_cur, u_prev, u_cur,
+                                     st, su)
+            ga0 = ga1 = ga2 = zero
+            for t in range(n_b):  # contiguous b: SIMD, a's share as a reduction
+                b = a + 1 + t
+                xb, yb, zb, cos = aux[b], auy[b], auz[b], tcos[t]
+                fb, dfb = fca[b], dfca[b]
+                f = fa * fb
+                sf = su[t] * (f * F(slope) if legacy else f)
+                sa = st[t] * dfa * fb
+                sb = st[t] * fa * dfb
+                # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
+                sfa, sfb = sf * ira, sf * air[b]
+                ga0 += sfa * (xb - cos * xa) + sa * xa
+                ga1 += sfa * (yb - cos * ya) + sa * ya
+                ga2 += sfa * (zb - cos * za) + sa * za
+                agx[b] += sfb * (xa - cos * xb) + sb * xb
+                agy[b] += sfb * (ya - cos * yb) + sb * yb
+                agz[b] += sfb * (za - cos * zb) + sb * zb
+            agx[a] += ga0
+            agy[a] += ga1
+            agz[a] += ga2
+        for t in range(m):
+            q = U(a_idx[t])
+            gx[q] += agx[t]
+            gy[q] += agy[t]
+            gz[q] += agz[t]
+    _angular_gradient_triplets(g, short, m, off, off_w, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca,
+                               gx, gy, gz)
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _angular_gradient_triplets(g, a0, m, off, off_w, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca,
+                               gx, gy, gz):
+    """`_angular_gradient` of the triplets (a, b), a0 <= a < b < m, one at a
+    time with the recursions in registers."""
     F = g.dtype.type
     zero, one, two = F(0.0), F(1.0), F(2.0)
-    off, off_w = nr, 2 * nr + na
     aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
     U = np.uint64
-    for a in range(m - 1):
+    for a in range(a0, m - 1):
         qa = U(a_idx[a])
         xa, ya, za, wa, fa, dfa, ira = aux[a], auy[a], auz[a], aw[a], fca[a], dfca[a], one / r[qa]
         ga0 = ga1 = ga2 = zero
         for b in range(a + 1, m):
-            qb = U(a_idx[b])
             xb, yb, zb = aux[b], auy[b], auz[b]
             cos = xa * xb + ya * yb + za * zb
             xq = cos * F(slope) - F(1.0) if legacy else cos
             wab = wa * aw[b]
-            st = g[off] + (wab * g[off_w] if weighted else zero)  # T_0 = 1, dT_0 = 0
-            su = zero
+            sum_t = g[off] + (wab * g[off_w] if weighted else zero)  # T_0 = 1, dT_0 = 0
+            sum_d = zero
             if na > 1:
                 c = g[off + 1] + (wab * g[off_w + 1] if weighted else zero)
-                st += c * xq  # T_1 = x, dT_1 = 1
-                su += c
+                sum_t += c * xq  # T_1 = x, dT_1 = 1
+                sum_d += c
             tp, tc, up, uc = one, xq, one, two * xq  # T_0, T_1, U_0, U_1
             for k in range(2, na):
                 c = g[off + k] + (wab * g[off_w + k] if weighted else zero)
                 t = two * xq * tc - tp
-                st += c * t
-                su += c * F(k) * uc  # dT_k = k U_{k-1}
+                sum_t += c * t
+                sum_d += c * F(k) * uc  # dT_k = k U_{k-1}
                 tp, tc = tc, t
                 up, uc = uc, two * xq * uc - up
             fb, dfb = fca[b], dfca[b]
             f = fa * fb
-            sf = su * (f * F(slope) if legacy else f)
-            sa = st * dfa * fb
-            sb = st * fa * dfb
-            # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
+            sf = sum_d * (f * F(slope) if legacy else f)
+            sa = sum_t * dfa * fb
+            sb = sum_t * fa * dfb
+            qb = U(a_idx[b])
             sfa, sfb = sf * ira, sf / r[qb]
             ga0 += sfa * (xb - cos * xa) + sa * xa
             ga1 += sfa * (yb - cos * ya) + sa * ya
@@ -667,7 +762,7 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, out)
-        ang = _angular_scratch(width, out)
+        ang = _angular_scratch(width, na, out)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
@@ -687,7 +782,7 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, grad_features)
-        ang = _angular_scratch(width, grad_features)
+        ang = _angular_scratch(width, na, grad_features)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -889,7 +984,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         h, dh = np.empty((pads.shape[1], widest_layer), dt), np.empty((pads.shape[1], widest_layer), dt)
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, net_w)
-        ang = _angular_scratch(width, net_w)
+        ang = _angular_scratch(width, na, net_w)
         for k in range((n_chunks + n_slices - 1) // n_slices * CHUNK):
             c = (sl + k // CHUNK * n_slices) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) n_slices, centre k % CHUNK
             if c >= n_items:
