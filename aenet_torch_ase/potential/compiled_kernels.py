@@ -612,6 +612,22 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
                       t_prev, t_cur, u_prev, u_cur, sa, sc)
 
 
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH, inline="always")
+def _triplet_share(st, su, cos, slope, legacy, fa, dfa, ira, xa, ya, za, fb, dfb, irb, xb, yb, zb):
+    """A triplet's derivative shares for its two members a and b (unit
+    vectors, fc, dfc/dr, 1/r), from st = sum_k gk T_k and su = sum_k gk
+    dT_k/dx: d cos / d v_a = (u_b - cos u_a) / r_a and d fc_a fc_b / d v_a
+    = dfc_a fc_b u_a (and a <-> b). Returns (a's 3, b's 3)."""
+    F = type(st)
+    f = fa * fb
+    sf = su * (f * F(slope) if legacy else f)
+    sa = st * dfa * fb
+    sb = st * fa * dfb
+    sfa, sfb = sf * ira, sf * irb
+    return (sfa * (xb - cos * xa) + sa * xa, sfa * (yb - cos * ya) + sa * ya, sfa * (zb - cos * za) + sa * za,
+            sfb * (xa - cos * xb) + sb * xb, sfb * (ya - cos * yb) + sb * yb, sfb * (za - cos * zb) + sb * zb)
+
+
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz,
                       t_prev, t_cur, u_prev, u_cur, st, su):
@@ -653,18 +669,14 @@ def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca,
                 b = a + 1 + t
                 xb, yb, zb, cos = aux[b], auy[b], auz[b], tcos[t]
                 fb, dfb = fca[b], dfca[b]
-                f = fa * fb
-                sf = su[t] * (f * F(slope) if legacy else f)
-                sa = st[t] * dfa * fb
-                sb = st[t] * fa * dfb
-                # d cos / d v_a = (u_b - cos u_a) / r_a ; d f / d v_a = dfc_a fc_b u_a
-                sfa, sfb = sf * ira, sf * air[b]
-                ga0 += sfa * (xb - cos * xa) + sa * xa
-                ga1 += sfa * (yb - cos * ya) + sa * ya
-                ga2 += sfa * (zb - cos * za) + sa * za
-                agx[b] += sfb * (xa - cos * xb) + sb * xb
-                agy[b] += sfb * (ya - cos * yb) + sb * yb
-                agz[b] += sfb * (za - cos * zb) + sb * zb
+                da0, da1, da2, db0, db1, db2 = _triplet_share(st[t], su[t], cos, slope, legacy, fa, dfa, ira, xa, ya,
+                                                              za, fb, dfb, air[b], xb, yb, zb)
+                ga0 += da0
+                ga1 += da1
+                ga2 += da2
+                agx[b] += db0
+                agy[b] += db1
+                agz[b] += db2
             agx[a] += ga0
             agy[a] += ga1
             agz[a] += ga2
@@ -710,18 +722,15 @@ def _angular_gradient_triplets(g, a0, m, off, off_w, na, weighted, slope, legacy
                 tp, tc = tc, t
                 up, uc = uc, two * xq * uc - up
             fb, dfb = fca[b], dfca[b]
-            f = fa * fb
-            sf = sum_d * (f * F(slope) if legacy else f)
-            sa = sum_t * dfa * fb
-            sb = sum_t * fa * dfb
             qb = U(a_idx[b])
-            sfa, sfb = sf * ira, sf / r[qb]
-            ga0 += sfa * (xb - cos * xa) + sa * xa
-            ga1 += sfa * (yb - cos * ya) + sa * ya
-            ga2 += sfa * (zb - cos * za) + sa * za
-            gx[qb] += sfb * (xa - cos * xb) + sb * xb
-            gy[qb] += sfb * (ya - cos * yb) + sb * yb
-            gz[qb] += sfb * (za - cos * zb) + sb * zb
+            da0, da1, da2, db0, db1, db2 = _triplet_share(sum_t, sum_d, cos, slope, legacy, fa, dfa, ira, xa, ya, za,
+                                                          fb, dfb, one / r[qb], xb, yb, zb)
+            ga0 += da0
+            ga1 += da1
+            ga2 += da2
+            gx[qb] += db0
+            gy[qb] += db1
+            gz[qb] += db2
         gx[qa] += ga0
         gy[qa] += ga1
         gz[qa] += ga2
