@@ -54,6 +54,36 @@ def test_noisy_linear():
     assert bump.ultimate()["strain"] == pytest.approx(0.025, abs=1e-4)
 
 
+def _modulus_errors(rng, phi, trials=300, n=201):
+    """Fits of E over 0-2 % on E e + AR(1) noise (coefficient phi, GPa):
+    (spread of the fitted E, mean reported stderr, mean independent-points
+    stderr, mean statistical inefficiency)."""
+    from scipy.signal import lfilter
+
+    e = np.linspace(0.0, 0.02, n)
+    fits = []
+    for _ in range(trials):
+        noise = lfilter([1.0], [1.0, -phi], rng.normal(0.0, 0.3, n + 200))[200:]  # stationary after 200 steps
+        fits.append(curve(e, E_TRUE * e + noise).young_modulus((0.0, 0.02)))
+    values = np.array([f["value"] for f in fits])
+    return (values.std(ddof=1), np.mean([f["stderr"] for f in fits]),
+            np.mean([f["stderr_independent"] for f in fits]), np.mean([f["inefficiency"] for f in fits]))
+
+
+def test_modulus_error_allows_for_correlated_noise():
+    """MD stress noise is correlated from record to record: the reported
+    standard error of E must match the scatter of E over many noise
+    realisations, where the independent-points error (phi = 0.6: half the
+    scatter) falls short; with independent noise both agree."""
+    rng = np.random.default_rng(7)
+    spread, se, se_independent, g = _modulus_errors(rng, 0.6)
+    assert 0.8 < se / spread < 1.2, (se, spread)
+    assert se_independent / spread < 0.65  # what a plain least-squares error reports here
+    assert 3.0 < g < 4.5  # (1 + phi) / (1 - phi) = 4, estimated from 201 records
+    spread, se, se_independent, g = _modulus_errors(rng, 0.0)
+    assert 0.85 < se / spread < 1.2 and 0.85 < se_independent / spread < 1.15 and g < 1.3, (se, spread, g)
+
+
 def test_atomic_strain_affine_shear_and_rotation():
     from scipy.spatial.transform import Rotation
 

@@ -199,7 +199,9 @@ def test_pull_stress_of_a_film_gives_the_crystals_modulus(tmp_path, lj_unit):
     out = run(film, calc, p, tmp_path / "film", progress=False)
     e = StressStrain.from_run(out).young_modulus((0.0, 0.01))
     assert e["value"] == pytest.approx(c11, rel=0.10), (e, c11)
-    assert e["stderr"] < 0.05 * c11
+    assert e["stderr_independent"] < 0.05 * c11
+    # the waves make the residuals correlated: the error that allows for it is larger, within the 10 %
+    assert e["stderr_independent"] < e["stderr"] < 0.10 * c11
 
 
 def test_pull_needs_a_free_part_and_no_pbc_along_the_axis(tmp_path):
