@@ -12,7 +12,8 @@ per line, medians over the repeats:
 - per core (1 thread): core-us/atom, float64 and float32, with the
   neighbour list rebuilt every call (skin 0) and reused (skin 1 A), the
   torch-kernel path and the plain-autograd reference path measured in the
-  same run, and their ratios;
+  same run, and their ratios; the float64 / float32 ratio also from calls
+  alternating in one process (robust to the VM's drift between processes);
 - per machine (2 threads): us/atom on a quiet machine, its speed-up over
   1 thread (each 2-thread run against the 1-thread run just before it:
   one thread's speed drifts between processes on a shared VM), the
@@ -20,6 +21,9 @@ per line, medians over the repeats:
   alone), and 2 threads with a busy-loop process on the other core
   against 1 thread under the same busy loop just before (adjacent pairs
   again), with the thread counts the adaptive policy used;
+- per core (1 thread): TiO2 with the aenet example's potential (angular
+  cutoff 6.5 A, ~100 angular members a centre), 1,000 atoms, compiled
+  float64 and float32 and the torch kernels;
 - per core (1 thread): a neighbour-list build for cutoff + skin, the
   compiled cell list against vesin's half list mirrored, alternating;
 - memory: peak RSS above the imports at 8,192 atoms (`--large`: and the
@@ -43,6 +47,8 @@ import time
 from pathlib import Path
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "LiSi-Artrith2018"
+TIO2 = REFERENCE.parent / "TiO2"
+TIO2_POTENTIAL = {"Ti": "aenet-example-10t-10t/Ti.10t-10t.nn", "O": "aenet-example-10t-10t/O.10t-10t.nn"}
 FORTRAN_CORE_US_PER_ATOM = 100.0
 
 
@@ -55,6 +61,29 @@ def build(n_target):
         k = max(1, round((n_target / len(parent)) ** (1 / 3)))
         reps = (k, k, k)
     return parent.repeat(reps)
+
+
+def build_tio2(n_target):
+    """The first TiO2 structure of the shared reference repeated to about
+    n_target atoms (rutile/anatase-like cells of the aenet example)."""
+    import ase.io
+
+    parent = ase.io.read(sorted((TIO2 / "xsf").glob("*"))[0])
+    k = max(1, round((n_target / len(parent)) ** (1 / 3)))
+    return parent.repeat((k, k, k))
+
+
+def system(cfg, dtype, skin):
+    """(atoms, calculator) of the configuration's system: the Li-Si cell with
+    the published potential, or TiO2 with the aenet example's 10-10
+    potential (legacy angular convention, as it was trained; angular cutoff
+    6.5 A: ~100 angular members a centre, ~4,900 triplets)."""
+    from aenet_torch_ase import AenetTorch
+
+    if cfg.get("system") == "TiO2":
+        files = {el: str(TIO2 / f) for el, f in TIO2_POTENTIAL.items()}
+        return build_tio2(cfg["atoms"]), AenetTorch(files, dtype=dtype, skin=skin, angular="legacy")
+    return build(cfg["atoms"]), AenetTorch(REFERENCE, dtype=dtype, skin=skin)
 
 
 def builds(cfg):
@@ -81,6 +110,35 @@ def builds(cfg):
     return {name: float(np.median(t)) * 1e3 for name, t in times.items()}
 
 
+def precisions(cfg):
+    """float64 and float32 calls alternating in one process, on the same
+    moves (1 thread, list reused): their ratio without the drift of a shared
+    VM from one process to the next. Medians (core-us/atom) and the median
+    of the per-round ratios."""
+    import numpy as np
+    import torch
+
+    copies = {}
+    for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+        copies[name], copies[name].calc = system(cfg, dtype, cfg["skin"])
+    atoms = copies["float64"]
+    rng = np.random.default_rng(0)
+    base = atoms.positions.copy()
+    times = {name: [] for name in copies}
+    for k in range(cfg["repeats"] + 2):  # the first two rounds compile the kernels and build the lists
+        moved = base + rng.normal(0, 0.005, base.shape)
+        for name, a in copies.items():
+            a.positions = moved
+            t = time.perf_counter()
+            a.get_forces()
+            a.get_stress()
+            if k >= 2:
+                times[name].append((time.perf_counter() - t) / len(a) * 1e6)
+    ratios = [a / b for a, b in zip(times["float64"], times["float32"])]
+    return {"float64": float(np.median(times["float64"])), "float32": float(np.median(times["float32"])),
+            "ratio": float(np.median(ratios)), "rounds": len(ratios)}
+
+
 def worker(cfg):
     import numpy as np
     import torch
@@ -88,18 +146,19 @@ def worker(cfg):
     torch.set_num_threads(cfg["threads"])
     if cfg["path"] == "builds":
         return builds(cfg)
+    if cfg["path"] == "precisions":
+        return precisions(cfg)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    from aenet_torch_ase import AenetTorch, threads
+    from aenet_torch_ase import threads
     from aenet_torch_ase.potential import compiled_kernels
 
     dtype = {"float64": torch.float64, "float32": torch.float32}[cfg["dtype"]]
-    calc = AenetTorch(REFERENCE, dtype=dtype, skin=cfg["skin"])
+    atoms, calc = system(cfg, dtype, cfg["skin"])
     if cfg["path"] != "compiled":
         compiled_kernels.enabled = False
     if cfg["path"] == "reference":
         for d in calc.model.descriptors:
             d.fast = False
-    atoms = build(cfg["atoms"])
     atoms.calc = calc
     rng = np.random.default_rng(0)
     base = atoms.positions.copy()
@@ -186,6 +245,14 @@ def main():
         r = run(dict(base, **change))
         per_core[name] = r
         print(f"per core, 1 thread: {name}: {r['us_per_atom']:.1f} core-us/atom")
+    if TIO2.is_dir():
+        tio2 = dict(base, system="TiO2", atoms=1000)
+        t64, t32 = run(tio2), run(dict(tio2, dtype="float32"))
+        ttorch = run(dict(tio2, path="torch", repeats=3))
+        print(f"per core, 1 thread: TiO2, aenet example potential (angular cutoff 6.5 A), {t64['atoms']} atoms: "
+              f"compiled float64 {t64['us_per_atom']:.1f}, float32 {t32['us_per_atom']:.1f}, torch kernels float64 "
+              f"{ttorch['us_per_atom']:.1f} core-us/atom (torch kernels / compiled float64: "
+              f"{ttorch['us_per_atom'] / t64['us_per_atom']:.1f})")
     nl = run(dict(base, path="builds"))
     print(f"per core, 1 thread: neighbour list build (cutoff + skin 9 A): compiled cell list {nl['cell list']:.1f} ms, "
           f"vesin half list mirrored {nl['vesin']:.1f} ms, ratio {nl['vesin'] / nl['cell list']:.2f}")
@@ -193,7 +260,10 @@ def main():
     for name in ("torch kernels float64, list reused", "plain-autograd reference float64, list reused"):
         print(f"ratio: {name} / compiled float64: {per_core[name]['us_per_atom'] / ref:.2f}")
     f32 = per_core["compiled float32, list reused"]["us_per_atom"]
-    print(f"ratio: compiled float64 / float32: {ref / f32:.2f}")
+    print(f"ratio: compiled float64 / float32 (separate processes): {ref / f32:.2f}")
+    pr = run(dict(base, path="precisions", repeats=3 * args.repeats))
+    print(f"ratio: compiled float64 / float32, alternating call by call in one process (median of {pr['rounds']}; "
+          f"{pr['float64']:.2f} and {pr['float32']:.2f} core-us/atom; the goal is >= 1.5): {pr['ratio']:.2f}")
     print(f"ratio: Fortran aenet (~{FORTRAN_CORE_US_PER_ATOM:.0f} core-us/atom, not measured here) / compiled "
           f"float64: {FORTRAN_CORE_US_PER_ATOM / ref:.1f}")
     # 1 and 2 threads in alternating processes: on a shared VM one thread's speed drifts from one

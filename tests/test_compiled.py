@@ -87,6 +87,23 @@ def assert_compiled_equals_torch(calc, atoms, dtype):
     assert np.abs(a["forces"]).max() > 0.1
 
 
+def assert_compiled_as_accurate_as_torch(calc, files, angular, atoms, dtype):
+    """float64: `assert_compiled_equals_torch`. float32: hundreds of angular
+    terms a centre, and the legacy argument (|x| up to 3) makes large T_k
+    that cancel, so both float32 paths are held to the float64 result, the
+    compiled one no less accurate than torch's."""
+    if dtype == torch.float64:
+        assert_compiled_equals_torch(calc, atoms, dtype)
+        return
+    reference = results(AenetTorch(files, dtype=torch.float64, angular=angular), atoms, True)
+    a, b = results(calc, atoms, True), results(calc, atoms, False)
+    for key in ("forces", "stress"):
+        scale = np.abs(reference[key]).max()
+        err_compiled, err_torch = (np.abs(r[key] - reference[key]).max() for r in (a, b))
+        assert err_compiled < 5e-5 * scale and err_compiled < 2.0 * err_torch + 1e-6 * scale, key
+    assert abs(a["energy"] - reference["energy"]) < 1e-5 * len(atoms)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_compiled_path_with_one_setup_per_element(dtype):
     """The calculator's compiled path (descriptors of each setup's centres,
@@ -118,9 +135,9 @@ def test_compiled_equals_torch_for_any_descriptor_order(radial_n, angular_n, dty
 @pytest.mark.parametrize("angular_n, angular", [(2, "2.0.4"), (7, "2.0.4"), (4, "legacy")])
 def test_compiled_equals_torch_with_many_angular_members(angular_n, angular, dtype):
     """With an angular cutoff as long as the radial one (TiO2's potentials:
-    6.5 A, ~100 angular members), the compiled kernels take each member's
-    partners in SIMD runs (at least 16 float64 / 32 float32 of them) and
-    the rest one triplet at a time; both give the torch kernels' results."""
+    6.5 A, ~100 angular members), the compiled kernels sum the angular terms
+    through the members' spherical-harmonic moments instead of triplet by
+    triplet: they give the torch kernels' results."""
     from ase.neighborlist import neighbor_list
 
     files = potential_files({sym: (6.0, 4, 6.0, angular_n) for sym in ("Li", "Si")}, seed=angular_n)
@@ -128,19 +145,76 @@ def test_compiled_equals_torch_with_many_angular_members(angular_n, angular, dty
     atoms = random_structure(40, [[9.0, 0.0, 0.0], [1.0, 8.5, 0.0], [0.5, -1.0, 8.8]], True, seed=angular_n,
                              min_dist=1.6)
     members = np.bincount(neighbor_list("i", atoms, 6.0), minlength=len(atoms))
-    assert members.min() > 32 + 8  # every centre has 8 or more SIMD runs, in float32 too, then short ones
-    if dtype == torch.float64:
-        assert_compiled_equals_torch(calc, atoms, dtype)
-        return
-    # float32: ~1,000 triplets a centre, and the legacy argument (|x| up to 3) makes large T_k that cancel:
-    # both float32 paths are held to the float64 result, the compiled one no less accurate than torch's
-    reference = results(AenetTorch(files, dtype=torch.float64, angular=angular), atoms, True)
-    a, b = results(calc, atoms, True), results(calc, atoms, False)
-    for key in ("forces", "stress"):
-        scale = np.abs(reference[key]).max()
-        err_compiled, err_torch = (np.abs(r[key] - reference[key]).max() for r in (a, b))
-        assert err_compiled < 5e-5 * scale and err_compiled < 2.0 * err_torch + 1e-6 * scale, key
-    assert abs(a["energy"] - reference["energy"]) < 1e-5 * len(atoms)
+    assert members.min() > 2 * compiled_kernels.MOMENTS_FROM  # every centre through the moments, well past the switch
+    assert_compiled_as_accurate_as_torch(calc, files, angular, atoms, dtype)
+
+
+@pytest.mark.filterwarnings("ignore:.*angular convention")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("angular", ["2.0.4", "legacy"])
+def test_compiled_equals_torch_on_both_sides_of_the_moments_switch(angular, dtype):
+    """Centres with fewer angular members than MOMENTS_FROM go triplet by
+    triplet, the others through the moments: one structure with both kinds
+    gives the torch kernels' results (energies, forces, stress, per-atom
+    virials), in both angular conventions and with the typespin weights."""
+    from ase.neighborlist import neighbor_list
+
+    files = potential_files({sym: (5.0, 5, 4.0, 6) for sym in ("Li", "Si")}, seed=11)
+    calc = AenetTorch(files, dtype=dtype, angular=angular)
+    atoms = random_structure(40, [[9.0, 0.0, 0.0], [1.0, 8.5, 0.0], [0.5, -1.0, 8.8]], True, seed=3, min_dist=1.6)
+    members = np.bincount(neighbor_list("i", atoms, 4.0), minlength=len(atoms))
+    assert members.min() < compiled_kernels.MOMENTS_FROM <= members.max()
+    assert_compiled_as_accurate_as_torch(calc, files, angular, atoms, dtype)
+
+
+def test_harmonic_tables_give_the_angular_terms():
+    """The moments' identities, checked directly: sum_m Y_lm(a) Y_lm(b) =
+    P_l(a . b) for unit vectors (addition theorem), T_k(x(c)) = sum_l
+    q[k, l] P_l(c) in both angular conventions (x = c, x = 2c - 1), and
+    dQ_l^m/dz from the rows equal to finite differences."""
+    from numpy.polynomial import chebyshev, legendre
+
+    na = 8
+    like = np.zeros(1)
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(16, 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    ang = np.zeros((6, 16))
+    ang[:3] = u.T
+    q, sk, rows, _ = compiled_kernels._harmonic_scratch(16, na, 2.0, False, like)
+
+    def harmonics(a):
+        compiled_kernels._harmonic_rows(16, na, a, rows, True)
+        y = np.zeros((na * na, 16))
+        for l in range(na):
+            for m in range(l + 1):
+                qr = rows[2 * na + l * (l + 1) // 2 + m]
+                y[l * l + l + m] = sk[l, m] * qr * rows[m]
+                if m:
+                    y[l * l + l - m] = sk[l, m] * qr * rows[na + m]
+        return y
+
+    y = harmonics(ang)
+    for l in range(na):
+        p = legendre.legval(u @ u.T, [0] * l + [1])
+        np.testing.assert_allclose(y[l * l:(l + 1) ** 2].T @ y[l * l:(l + 1) ** 2], p, rtol=0, atol=1e-13)
+    c = np.linspace(-1.0, 1.0, 21)
+    for legacy, x in ((False, c), (True, 2.0 * c - 1.0)):
+        qk = compiled_kernels._harmonic_tables(na, 2.0, legacy, like)[0]
+        for k in range(na):
+            t = chebyshev.chebval(x, [0] * k + [1])
+            expanded = sum(qk[k, l] * legendre.legval(c, [0] * l + [1]) for l in range(na))
+            np.testing.assert_allclose(expanded, t, rtol=0, atol=1e-13 * max(1.0, np.abs(t).max()))
+    nq = na * (na + 1) // 2
+    dq = rows[2 * na + nq:2 * na + 2 * nq].copy()
+    h = 1e-6
+    shifted = []
+    for sign in (1, -1):
+        a = ang.copy()
+        a[2] += sign * h
+        compiled_kernels._harmonic_rows(16, na, a, rows, False)
+        shifted.append(rows[2 * na:2 * na + nq].copy())
+    np.testing.assert_allclose((shifted[0] - shifted[1]) / (2 * h), dq, rtol=0, atol=1e-6 * np.abs(dq).max())
 
 
 def test_compiled_float32_computes_in_float32_to_its_round_off():

@@ -7,7 +7,12 @@ computes everything in registers and small per-atom arrays:
 
 - `descriptor_kernel`: for each centre i (in parallel), the radial sums over
   its pairs and the angular sums over its pairs of pairs, written to row i
-  of the descriptor (plain and typespin-weighted blocks, spec 1.3-1.4);
+  of the descriptor (plain and typespin-weighted blocks, spec 1.3-1.4). A
+  centre with many angular members (`MOMENTS_FROM`) gets its angular sums
+  from the members' spherical-harmonic moments instead of pair by pair:
+  sum_(a<b) f_a f_b P_l(u_a . u_b) = (sum_m M_lm^2 - sum_a f_a^2) / 2 with
+  M_lm = sum_a f_a Y_lm(u_a) (the addition theorem), and T_k = sum_l q_kl P_l,
+  so the work grows with the members, not with their pairs;
 - `gradient_kernel`: given dE/dG (the networks' backward), for each centre
   the derivative of E with respect to each of its pair vectors; every pair
   belongs to one centre, so threads never write the same row (the autograd
@@ -435,9 +440,17 @@ def _chebyshev_sums(row, off, off_w, K, n, x, f, fw, t_prev, t_cur, weighted):
                 row[off_w + k + j] += b[j]
 
 
+#: angular members from which a centre's angular terms go through the
+#: members' spherical-harmonic moments (`_angular_terms_moments`: work ~ m
+#: na^2 plus a fixed cost) rather than one triplet at a time (~ m^2 na / 2):
+#: the two cost the same at 13-16 members (na = 5-7, float64 and float32;
+#: the published Li-Si potential has ~7, TiO2's 6.5 A cutoff ~100)
+MOMENTS_FROM = 16
+
+
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                       t_prev, t_cur, wfc, ang):
+                       t_prev, t_cur, wfc, ang, hs):
     """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members."""
     for k in range(row.shape[0]):
         row[k] = 0.0
@@ -448,16 +461,19 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
     _chebyshev_sums(row, 0, nr + na, nr, n_pad, x, fc, wfc, t_prev, t_cur, weighted)
     # angular: unordered pairs of the members inside the angular cutoff
     _angular_members(m, a_idx, ux, uy, uz, w, ang)
-    _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca, t_prev, t_cur)
+    if m >= MOMENTS_FROM:
+        _angular_terms_moments(row, m, nr, na, weighted, ang, fca, hs)
+    else:
+        _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca)
 
 
 @njit(error_model="numpy", cache=True)
 def _angular_scratch(width, na, like):
     """One thread's rows for a centre's angular members, in the dtype of
-    `like`: unit vector (3), w, 1/r, then per-triplet rows x, f, fw (or the
-    sums of `_angular_terms`, na long) and the members' gradient (3) and
-    cos of `_angular_gradient`'s SIMD runs."""
-    return np.empty((12, max(width, na)), dtype=like.dtype)
+    `like`: unit vector (3) and w (slots up to `_padded` of the members:
+    the moments' padding), then the per-member sums of `_angular_terms`
+    (plain, weighted; na long)."""
+    return np.empty((6, max(width, na)), dtype=like.dtype)
 
 
 @njit(error_model="numpy", cache=True)
@@ -471,22 +487,18 @@ def _angular_members(m, a_idx, ux, uy, uz, w, ang):
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca, t_prev, t_cur):
+def _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca):
     """Adds to row the angular terms of the unordered pairs (triplets) a < b
     of the m angular members: fc_a fc_b T_k(cos) and, weighted, w_a w_b
-    times that, k < na. For each a, its partners b > a are contiguous: a
-    run of at least a SIMD step goes through `_angular_runs` (SIMD over b);
-    shorter ones (all of them for the ~7 members of a 3 A cutoff) one
-    triplet at a time with the recursion in registers."""
+    times that, k < na, one triplet at a time with the recursion in
+    registers (for the few members of a short angular cutoff; many go
+    through `_angular_terms_moments`)."""
     F = row.dtype.type
     two = F(2.0)
     off, off_w = nr, 2 * nr + na
     aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
-    short = max(0, m - _padded(1, aux))  # a < short has at least a SIMD step of partners
-    if short > 0:
-        _angular_runs(row, short, m, off, off_w, na, weighted, slope, legacy, ang, fca, t_prev, t_cur)
-    s_a, s_w = ang[5, :], ang[6, :]  # a's sums over its partners, added to row per a: fewer round-offs in float32
-    for a in range(short, m - 1):
+    s_a, s_w = ang[4, :], ang[5, :]  # a's sums over its partners, added to row per a: fewer round-offs in float32
+    for a in range(m - 1):
         xa, ya, za, fa, wa = aux[a], auy[a], auz[a], fca[a], aw[a]
         for k in range(na):
             s_a[k], s_w[k] = F(0.0), F(0.0)
@@ -510,29 +522,6 @@ def _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca, t_prev, t_
             row[off + k] += s_a[k]
             if weighted:
                 row[off_w + k] += s_w[k]
-
-
-@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_runs(row, short, m, off, off_w, na, weighted, slope, legacy, ang, fca, t_prev, t_cur):
-    """`_angular_terms` of the triplets (a, b > a), a < short, in SIMD lanes
-    over b (`_chebyshev_sums`)."""
-    F = row.dtype.type
-    zero = F(0.0)
-    aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
-    tx, tf, tfw = ang[5, :], ang[6, :], ang[7, :]
-    for a in range(short):
-        xa, ya, za, fa, wa = aux[a], auy[a], auz[a], fca[a], aw[a]
-        n_b = m - a - 1
-        for t in range(n_b):
-            b = a + 1 + t
-            cos = xa * aux[b] + ya * auy[b] + za * auz[b]
-            tx[t] = cos * F(slope) - F(1.0) if legacy else cos
-            tf[t] = fa * fca[b]
-            tfw[t] = tf[t] * wa * aw[b]
-        n_pad = _padded(n_b, tx)
-        for t in range(n_b, n_pad):
-            tx[t], tf[t], tfw[t] = zero, zero, zero
-        _chebyshev_sums(row, off, off_w, na, n_pad, tx, tf, tfw, t_prev, t_cur, weighted)
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
@@ -594,7 +583,7 @@ def _chebyshev_gradient_sums(n, x, wq, g, off, off_w, K, weighted, t_prev, t_cur
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc, dfc, w, a_idx,
-                     fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, ang):
+                     fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, ang, hs):
     """(gx, gy, gz)[q] = dE/dv of member q of one centre, from g = dE/dG (its row)."""
     F = g.dtype.type
     # per pair: sa = sum_k (g_k + w gw_k) T_k, sc = the same with dT_k/dx
@@ -608,8 +597,10 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
         gy[q] = d * uy[q]
         gz[q] = d * uz[q]
     _angular_members(m, a_idx, ux, uy, uz, w, ang)  # angular: as in _center_descriptor
-    _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz,
-                      t_prev, t_cur, u_prev, u_cur, sa, sc)
+    if m >= MOMENTS_FROM:
+        _angular_gradient_moments(g, m, nr, na, weighted, ang, r, a_idx, fca, dfca, gx, gy, gz, hs)
+    else:
+        _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz)
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH, inline="always")
@@ -629,76 +620,18 @@ def _triplet_share(st, su, cos, slope, legacy, fa, dfa, ira, xa, ya, za, fb, dfb
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz,
-                      t_prev, t_cur, u_prev, u_cur, st, su):
+def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz):
     """Adds to (gx, gy, gz) of the members the derivatives of the angular
-    terms (see `_angular_terms`), from g = dE/dG: per triplet st = sum_k gk
-    T_k and su = sum_k gk dT_k/dx (gk = g_k + w_a w_b gw_k, dT_k/dx = k
-    U_{k-1}), then the triplet's share to its two members. As in
-    `_angular_terms`, a's partners b > a in SIMD lanes
-    (`_chebyshev_gradient_sums`) when there are at least a SIMD step of
-    them, else one triplet at a time (`_angular_gradient_triplets`)."""
-    F = g.dtype.type
-    zero = F(0.0)
-    off, off_w = nr, 2 * nr + na
-    aux, auy, auz, aw, air = ang[0], ang[1], ang[2], ang[3], ang[4]
-    short = max(0, m - _padded(1, aux))  # a < short has at least a SIMD step of partners
-    if short > 0:
-        agx, agy, agz = ang[8], ang[9], ang[10]  # the members' sums over these runs, contiguous
-        tx, tww, tcos = ang[5, :], ang[7, :], ang[11, :]
-        U = np.uint64
-        for t in range(m):
-            agx[t], agy[t], agz[t] = zero, zero, zero
-            air[t] = F(1.0) / r[U(a_idx[t])]
-        for a in range(short):
-            xa, ya, za, wa, fa, dfa, ira = aux[a], auy[a], auz[a], aw[a], fca[a], dfca[a], air[a]
-            n_b = m - a - 1
-            for t in range(n_b):
-                b = a + 1 + t
-                cos = xa * aux[b] + ya * auy[b] + za * auz[b]
-                tcos[t] = cos
-                tx[t] = cos * F(slope) - F(1.0) if legacy else cos
-                tww[t] = wa * aw[b]
-            n_pad = _padded(n_b, tx)
-            for t in range(n_b, n_pad):
-                tx[t], tww[t] = zero, zero
-            _chebyshev_gradient_sums(n_pad, tx, tww, g, off, off_w, na, weighted, t_prev, t_cur, u_prev, u_cur,
-                                     st, su)
-            ga0 = ga1 = ga2 = zero
-            for t in range(n_b):  # contiguous b: SIMD, a's share as a reduction
-                b = a + 1 + t
-                xb, yb, zb, cos = aux[b], auy[b], auz[b], tcos[t]
-                fb, dfb = fca[b], dfca[b]
-                da0, da1, da2, db0, db1, db2 = _triplet_share(st[t], su[t], cos, slope, legacy, fa, dfa, ira, xa, ya,
-                                                              za, fb, dfb, air[b], xb, yb, zb)
-                ga0 += da0
-                ga1 += da1
-                ga2 += da2
-                agx[b] += db0
-                agy[b] += db1
-                agz[b] += db2
-            agx[a] += ga0
-            agy[a] += ga1
-            agz[a] += ga2
-        for t in range(m):
-            q = U(a_idx[t])
-            gx[q] += agx[t]
-            gy[q] += agy[t]
-            gz[q] += agz[t]
-    _angular_gradient_triplets(g, short, m, off, off_w, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca,
-                               gx, gy, gz)
-
-
-@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_gradient_triplets(g, a0, m, off, off_w, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca,
-                               gx, gy, gz):
-    """`_angular_gradient` of the triplets (a, b), a0 <= a < b < m, one at a
-    time with the recursions in registers."""
+    terms (see `_angular_terms`), from g = dE/dG, one triplet at a time with
+    the recursions in registers: st = sum_k gk T_k and su = sum_k gk
+    dT_k/dx (gk = g_k + w_a w_b gw_k, dT_k/dx = k U_{k-1}), then the
+    triplet's share to its two members (`_triplet_share`)."""
     F = g.dtype.type
     zero, one, two = F(0.0), F(1.0), F(2.0)
+    off, off_w = nr, 2 * nr + na
     aux, auy, auz, aw = ang[0], ang[1], ang[2], ang[3]
     U = np.uint64
-    for a in range(a0, m - 1):
+    for a in range(m - 1):
         qa = U(a_idx[a])
         xa, ya, za, wa, fa, dfa, ira = aux[a], auy[a], auz[a], aw[a], fca[a], dfca[a], one / r[qa]
         ga0 = ga1 = ga2 = zero
@@ -737,6 +670,235 @@ def _angular_gradient_triplets(g, a0, m, off, off_w, na, weighted, slope, legacy
 
 
 @njit(error_model="numpy", cache=True)
+def _harmonic_tables(na, slope, legacy, like):
+    """The angular terms through spherical harmonics (`_angular_moments`):
+    q (na, na) with T_k(x(c)) = sum_l q[k, l] P_l(c) (Legendre P_l; x(c) =
+    slope c - 1 with legacy, else c), and sk (na, na) with sk[l, m] =
+    sqrt((2 - delta_m0) (l - m)! / (l + m)!), the factors that make
+    Y_lm = sk Q_l^m(z) (c_m or s_m)(x, y) obey the addition theorem
+    sum_m Y_lm(u_a) Y_lm(u_b) = P_l(u_a . u_b) for unit vectors. Computed in
+    float64, returned in the dtype of `like`."""
+    tx = np.zeros((na, na))  # T_k in powers of x
+    tx[0, 0] = 1.0
+    if na > 1:
+        tx[1, 1] = 1.0
+    for k in range(2, na):
+        for j in range(na):
+            tx[k, j] = (2.0 * tx[k - 1, j - 1] if j > 0 else 0.0) - tx[k - 2, j]
+    a1, a0 = (slope, -1.0) if legacy else (1.0, 0.0)
+    xc = np.zeros((na, na))  # x(c)^j in powers of c
+    xc[0, 0] = 1.0
+    for j in range(1, na):
+        for i in range(na):
+            xc[j, i] = a0 * xc[j - 1, i] + (a1 * xc[j - 1, i - 1] if i > 0 else 0.0)
+    cl = np.zeros((na, na))  # c^i in Legendre P_l: c P_l = ((l + 1) P_(l+1) + l P_(l-1)) / (2 l + 1)
+    cl[0, 0] = 1.0
+    for i in range(1, na):
+        for l in range(na):
+            p = cl[i - 1, l]
+            if l + 1 < na:
+                cl[i, l + 1] += p * (l + 1) / (2 * l + 1)
+            if l > 0:
+                cl[i, l - 1] += p * l / (2 * l + 1)
+    q = np.zeros((na, na), dtype=like.dtype)
+    for k in range(na):
+        for l in range(na):
+            s = 0.0
+            for j in range(na):
+                for i in range(na):
+                    s += tx[k, j] * xc[j, i] * cl[i, l]
+            q[k, l] = s
+    sk = np.zeros((na, na), dtype=like.dtype)
+    for l in range(na):
+        for m in range(l + 1):
+            ratio = 1.0
+            for t in range(l - m + 1, l + m + 1):
+                ratio /= t
+            sk[l, m] = math.sqrt((1.0 if m == 0 else 2.0) * ratio)
+    return q, sk
+
+
+@njit(error_model="numpy", cache=True)
+def _harmonic_scratch(width, na, slope, legacy, like):
+    """One thread's tables and rows for `_angular_moments`, in the dtype of
+    `like`: (q, sk, rows (c_m, s_m, Q_l^m, dQ_l^m/dz of the members, the
+    gradient's 4), the moments (plain, weighted) and the gradient's
+    coefficients (4, na^2))."""
+    q, sk = _harmonic_tables(na, slope, legacy, like)
+    nq = na * (na + 1) // 2
+    return q, sk, np.empty((2 * na + 2 * nq + 4, width), like.dtype), np.empty((4, na * na), like.dtype)
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _harmonic_rows(n, na, ang, H, derivative):
+    """For the members 0..n (unit vectors in ang's rows 0-2), SIMD over the
+    members: c_m + i s_m = (x + i y)^m into H rows m, na + m, and Q_l^m(z)
+    (the associated Legendre function without its (1 - z^2)^(m/2), r = 1)
+    into row 2 na + l (l + 1) / 2 + m, with dQ/dz na (na + 1) / 2 rows
+    further when `derivative`."""
+    F = H.dtype.type
+    x, y, z = ang[0], ang[1], ang[2]
+    nq = na * (na + 1) // 2
+    q0, d0 = 2 * na, 2 * na + nq
+    for t in range(n):
+        H[0, t], H[na, t], H[q0, t], H[d0, t] = F(1.0), F(0.0), F(1.0), F(0.0)
+    for m in range(1, na):
+        cp, sp, cm, sm = H[m - 1], H[na + m - 1], H[m], H[na + m]
+        for t in range(n):
+            cm[t] = x[t] * cp[t] - y[t] * sp[t]
+            sm[t] = x[t] * sp[t] + y[t] * cp[t]
+    qll = F(1.0)
+    for l in range(1, na):
+        row = l * (l + 1) // 2
+        prev = (l - 1) * l // 2
+        qll = -F(2 * l - 1) * qll  # Q_l^l: a constant
+        ql, dl = H[q0 + row + l], H[d0 + row + l]
+        qm, dm = H[q0 + row + l - 1], H[d0 + row + l - 1]  # Q_l^(l-1) = -z Q_l^l
+        for t in range(n):
+            ql[t], dl[t] = qll, F(0.0)
+            qm[t] = -z[t] * qll
+            dm[t] = -qll
+        for m in range(l - 1):  # (l - m) Q_l^m = (2l - 1) z Q_(l-1)^m - (l + m - 1) Q_(l-2)^m
+            a, b, inv = F(2 * l - 1), F(l + m - 1), F(1.0 / (l - m))
+            q1, q2, qo = H[q0 + prev + m], H[q0 + (l - 2) * (l - 1) // 2 + m], H[q0 + row + m]
+            for t in range(n):
+                qo[t] = (a * z[t] * q1[t] - b * q2[t]) * inv
+            if derivative:
+                d1, d2, do = H[d0 + prev + m], H[d0 + (l - 2) * (l - 1) // 2 + m], H[d0 + row + m]
+                for t in range(n):
+                    do[t] = (a * (q1[t] + z[t] * d1[t]) - b * d2[t]) * inv
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _angular_moments(m, na, ang, fca, hs, derivative):
+    """The moments M_lm = sum_a f_a Y_lm(u_a) and Mw_lm = sum_a w_a f_a
+    Y_lm(u_a) of the m angular members into hs[3] rows 0, 1 (index l^2 + l
+    + m, m = -l..l, negative m the sine parts), the members' rows
+    (`_harmonic_rows`) left in hs[2]; returns (n_pad, sum f_a^2, sum (w_a
+    f_a)^2). Slots m to n_pad become members of f = 0."""
+    F = fca.dtype.type
+    q, sk, H, Mv = hs
+    zero = F(0.0)
+    n = _padded(m, fca)
+    for t in range(m, n):
+        ang[0, t], ang[1, t], ang[2, t], ang[3, t], fca[t] = zero, zero, F(1.0), zero, zero
+    _harmonic_rows(n, na, ang, H, derivative)
+    f, w = fca, ang[3]
+    ff = ffw = zero
+    for t in range(n):
+        ff += f[t] * f[t]
+        ffw += f[t] * w[t] * f[t] * w[t]
+    q0 = 2 * na
+    for l in range(na):
+        for mm in range(l + 1):
+            s = sk[l, mm]
+            qr, cr, sr = H[q0 + l * (l + 1) // 2 + mm], H[mm], H[na + mm]
+            a = aw = b = bw = zero
+            for t in range(n):
+                y = qr[t] * cr[t]
+                a += f[t] * y
+                aw += f[t] * w[t] * y
+                y2 = qr[t] * sr[t]
+                b += f[t] * y2
+                bw += f[t] * w[t] * y2
+            Mv[0, l * l + l + mm], Mv[1, l * l + l + mm] = s * a, s * aw
+            if mm > 0:
+                Mv[0, l * l + l - mm], Mv[1, l * l + l - mm] = s * b, s * bw
+    return n, ff, ffw
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _angular_terms_moments(row, m, nr, na, weighted, ang, fca, hs):
+    """Adds to row the angular terms sum_(a<b) f_a f_b T_k(x(cos)) (and,
+    weighted, times w_a w_b) through the members' moments: the pair sum of
+    P_l(u_a . u_b) is (sum_m M_lm^2 - sum_a f_a^2) / 2 (addition theorem), and
+    T_k(x(c)) = sum_l q[k, l] P_l(c): work linear in the members."""
+    F = row.dtype.type
+    q, Mv = hs[0], hs[3]
+    n, ff, ffw = _angular_moments(m, na, ang, fca, hs, False)
+    off, off_w = nr, 2 * nr + na
+    for l in range(na):
+        s = sw = F(0.0)
+        for c in range(l * l, (l + 1) * (l + 1)):
+            s += Mv[0, c] * Mv[0, c]
+            sw += Mv[1, c] * Mv[1, c]
+        s = F(0.5) * (s - ff)
+        sw = F(0.5) * (sw - ffw)
+        for k in range(na):
+            row[off + k] += q[k, l] * s
+            if weighted:
+                row[off_w + k] += q[k, l] * sw
+
+
+@njit(error_model="numpy", cache=True, fastmath=FASTMATH)
+def _angular_gradient_moments(g, m, nr, na, weighted, ang, r, a_idx, fca, dfca, gx, gy, gz, hs):
+    """Adds to (gx, gy, gz) of the members the derivatives of the angular
+    terms (`_angular_terms_moments`) from g = dE/dG: with h_l = sum_k g_k q[k, l],
+    dE/dM_lm = h_l M_lm; through Y_lm(u_a) = Y_lm(v_a / r_a) (the tangential
+    part of its gradient, (1 - u u^T) / r) and f_a = fc(r_a)."""
+    F = g.dtype.type
+    zero = F(0.0)
+    q, sk, H, Mv = hs
+    n, ff, ffw = _angular_moments(m, na, ang, fca, hs, True)
+    off, off_w = nr, 2 * nr + na
+    hsum = hwsum = zero
+    for l in range(na):  # Mv rows 2, 3: alpha_c = h_l M_c, beta_c = hw_l Mw_c
+        h = hw = zero
+        for k in range(na):
+            h += g[off + k] * q[k, l]
+            if weighted:
+                hw += g[off_w + k] * q[k, l]
+        hsum += h
+        hwsum += hw
+        for c in range(l * l, (l + 1) * (l + 1)):
+            Mv[2, c] = h * Mv[0, c]
+            Mv[3, c] = hw * Mv[1, c]
+    nq = na * (na + 1) // 2
+    q0, d0, g0 = 2 * na, 2 * na + nq, 2 * na + 2 * nq
+    gf, gux, guy, guz = H[g0], H[g0 + 1], H[g0 + 2], H[g0 + 3]
+    w = ang[3]
+    for t in range(n):
+        gf[t], gux[t], guy[t], guz[t] = zero, zero, zero, zero
+    for l in range(na):
+        for mm in range(l + 1):
+            s = sk[l, mm]
+            qr, dr, cr, sr = H[q0 + l * (l + 1) // 2 + mm], H[d0 + l * (l + 1) // 2 + mm], H[mm], H[na + mm]
+            c = l * l + l + mm
+            al, be = Mv[2, c] * s, Mv[3, c] * s
+            if mm == 0:
+                for t in range(n):
+                    a = al + w[t] * be
+                    gf[t] += a * qr[t]
+                    guz[t] += a * dr[t]
+            else:
+                cq, sq = H[mm - 1], H[na + mm - 1]
+                fm = F(mm)
+                cn = l * l + l - mm
+                al2, be2 = Mv[2, cn] * s, Mv[3, cn] * s
+                for t in range(n):
+                    a = al + w[t] * be
+                    a2 = al2 + w[t] * be2
+                    ys = a * cr[t] + a2 * sr[t]
+                    gf[t] += qr[t] * ys
+                    guz[t] += dr[t] * ys
+                    gux[t] += fm * qr[t] * (a * cq[t] + a2 * sq[t])
+                    guy[t] += fm * qr[t] * (a2 * cq[t] - a * sq[t])
+    U = np.uint64
+    for a in range(m):
+        f, wa = fca[a], w[a]
+        x, y, z = ang[0, a], ang[1, a], ang[2, a]
+        df = gf[a] - f * (hsum + wa * wa * hwsum)
+        qa = U(a_idx[a])
+        ir = F(1.0) / r[qa]
+        ux, uy, uz = f * gux[a], f * guy[a], f * guz[a]
+        ud = x * ux + y * uy + z * uz
+        sf = dfca[a] * df
+        gx[qa] += (ux - x * ud) * ir + sf * x
+        gy[qa] += (uy - y * ud) * ir + sf * y
+        gz[qa] += (uz - z * ud) * ir + sf * z
+
+
+@njit(error_model="numpy", cache=True)
 def _n_items(centers, n_centers):
     return centers.shape[0] if centers.shape[0] > 0 else n_centers
 
@@ -772,12 +934,13 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, out)
         ang = _angular_scratch(width, na, out)
+        hs = _harmonic_scratch(width, na, slope, legacy, out)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
                                    rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(out[i], n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               t_prev, t_cur, sa, ang)
+                               t_prev, t_cur, sa, ang, hs)
 
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
@@ -792,6 +955,7 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, grad_features)
         ang = _angular_scratch(width, na, grad_features)
+        hs = _harmonic_scratch(width, na, slope, legacy, grad_features)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -804,7 +968,7 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
-                             gx, gy, gz, ang)
+                             gx, gy, gz, ang, hs)
             for q in range(n):
                 p = idx[q]
                 grad_vectors[p, 0] = gx[q]
@@ -994,6 +1158,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, net_w)
         ang = _angular_scratch(width, na, net_w)
+        hs = _harmonic_scratch(width, na, slope, legacy, net_w)
         for k in range((n_chunks + n_slices - 1) // n_slices * CHUNK):
             c = (sl + k // CHUNK * n_slices) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) n_slices, centre k % CHUNK
             if c >= n_items:
@@ -1003,14 +1168,14 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
                                    rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               t_prev, t_cur, sa, ang)
+                               t_prev, t_cur, sa, ang, hs)
             energies[i] = _network(spec[i], row, grad, want_forces, n_layers, sizes, pads, acts, net_w, w_off, bias,
                                    b_off, shift, scale, e_scale, e_shift, h, dh, z)
             if not want_forces:
                 continue
             _center_gradient(grad, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
-                             gx, gy, gz, ang)
+                             gx, gy, gz, ang, hs)
             # the centre's sums in registers (stores to f[j] could alias them in memory)
             fi0 = fi1 = fi2 = F(0.0)
             w00 = w01 = w02 = w10 = w11 = w12 = w20 = w21 = w22 = F(0.0)
