@@ -181,7 +181,7 @@ def test_harmonic_tables_give_the_angular_terms():
     u /= np.linalg.norm(u, axis=1)[:, None]
     ang = np.zeros((6, 16))
     ang[:3] = u.T
-    q, sk, rows, _ = compiled_kernels._harmonic_scratch(16, na, 2.0, False, like)
+    q, sk, rows, _ = compiled_kernels._harmonic_scratch(16, compiled_kernels._harmonic_tables(na, 2.0, False, like))
 
     def harmonics(a):
         compiled_kernels._harmonic_rows(16, na, a, rows, True)

@@ -700,13 +700,17 @@ def _harmonic_tables(na, slope, legacy, like):
                 cl[i, l + 1] += p * (l + 1) / (2 * l + 1)
             if l > 0:
                 cl[i, l - 1] += p * l / (2 * l + 1)
+    tc = np.zeros((na, na))  # T_k(x(c)) in powers of c
+    for k in range(na):
+        for j in range(na):
+            for i in range(na):
+                tc[k, i] += tx[k, j] * xc[j, i]
     q = np.zeros((na, na), dtype=like.dtype)
     for k in range(na):
         for l in range(na):
             s = 0.0
-            for j in range(na):
-                for i in range(na):
-                    s += tx[k, j] * xc[j, i] * cl[i, l]
+            for i in range(na):
+                s += tc[k, i] * cl[i, l]
             q[k, l] = s
     sk = np.zeros((na, na), dtype=like.dtype)
     for l in range(na):
@@ -719,14 +723,15 @@ def _harmonic_tables(na, slope, legacy, like):
 
 
 @njit(error_model="numpy", cache=True)
-def _harmonic_scratch(width, na, slope, legacy, like):
-    """One thread's tables and rows for `_angular_moments`, in the dtype of
-    `like`: (q, sk, rows (c_m, s_m, Q_l^m, dQ_l^m/dz of the members, the
-    gradient's 4), the moments (plain, weighted) and the gradient's
-    coefficients (4, na^2))."""
-    q, sk = _harmonic_tables(na, slope, legacy, like)
+def _harmonic_scratch(width, tables):
+    """One thread's arrays for `_angular_moments` beside the shared tables
+    (q, sk) of `_harmonic_tables`: (q, sk, rows (c_m, s_m, Q_l^m, dQ_l^m/dz
+    of the members, the gradient's 4), the moments (plain, weighted) and the
+    gradient's coefficients (4, na^2))."""
+    q, sk = tables
+    na = q.shape[0]
     nq = na * (na + 1) // 2
-    return q, sk, np.empty((2 * na + 2 * nq + 4, width), like.dtype), np.empty((4, na * na), like.dtype)
+    return q, sk, np.empty((2 * na + 2 * nq + 4, width), q.dtype), np.empty((4, na * na), q.dtype)
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
@@ -930,11 +935,12 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
     n_items = _n_items(centers, starts.shape[0] - 1)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
+    tables = _harmonic_tables(na, slope, legacy, out)  # shared by the threads (read only)
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, out)
         ang = _angular_scratch(width, na, out)
-        hs = _harmonic_scratch(width, na, slope, legacy, out)
+        hs = _harmonic_scratch(width, tables)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
@@ -951,11 +957,12 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
     n_items = _n_items(centers, starts.shape[0] - 1)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
+    tables = _harmonic_tables(na, slope, legacy, grad_features)  # shared by the threads (read only)
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, grad_features)
         ang = _angular_scratch(width, na, grad_features)
-        hs = _harmonic_scratch(width, na, slope, legacy, grad_features)
+        hs = _harmonic_scratch(width, tables)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -1144,6 +1151,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     width = _widest(starts)
     n_features = 2 * (nr + na) if weighted else nr + na
     widest_layer = max(n_features, pads.max())
+    tables = _harmonic_tables(na, slope, legacy, net_w)  # shared by the threads (read only)
     for sl in prange(n_slices):
         f = f_parts[sl]
         wv = w_parts[sl]
@@ -1158,7 +1166,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, net_w)
         ang = _angular_scratch(width, na, net_w)
-        hs = _harmonic_scratch(width, na, slope, legacy, net_w)
+        hs = _harmonic_scratch(width, tables)
         for k in range((n_chunks + n_slices - 1) // n_slices * CHUNK):
             c = (sl + k // CHUNK * n_slices) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) n_slices, centre k % CHUNK
             if c >= n_items:
