@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from aenet_torch_ase import AenetTorch
 from aenet_torch_ase.potential.build import build_model
-from conftest import strain_derivative, tiny_nn_files
+from conftest import random_structure, strain_derivative, tiny_nn_files
 
 
 def energy(atoms, calc):
@@ -140,6 +140,45 @@ def test_fast_and_reference_descriptors_agree(tiny_potential, triclinic_cell):
         (g_fast,) = torch.autograd.grad((fast * w).sum(), v)
         (g_ref,) = torch.autograd.grad((ref * w).sum(), v)
         torch.testing.assert_close(g_fast, g_ref, atol=1e-11, rtol=1e-11)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_torch_path_moments_equal_the_reference_with_many_angular_members(monkeypatch, legacy):
+    """The torch path (the GPU's; here with the compiled kernels off) sums
+    the angular terms of centres with many angular members (~50 within 6 A
+    here) through spherical-harmonic moments: values, gradients and second
+    derivatives of the angular terms (Hessian-vector products: force training
+    differentiates forces) equal the plain triplet reference,
+    typespin-weighted, in both angular conventions."""
+    from aenet_torch_ase.neighbors import NeighborList, pair_vectors
+    from aenet_torch_ase.potential import angular_moments, compiled_kernels
+    from aenet_torch_ase.potential.descriptor import ChebyshevDescriptor
+
+    monkeypatch.setattr(compiled_kernels, "enabled", False)
+    calls = []
+    sums = angular_moments.angular_sums
+    monkeypatch.setattr(angular_moments, "angular_sums", lambda *a: calls.append(1) or sums(*a))
+    desc = ChebyshevDescriptor(6.0, 4, 6.0, 6, [0.7, -1.3], weighted=True, legacy_angular=legacy)
+    a = random_structure(40, [[9.0, 0.0, 0.0], [1.0, 8.5, 0.0], [0.5, -1.0, 8.8]], True, seed=5, min_dist=1.6)
+    pos, cell = torch.tensor(a.positions), torch.tensor(a.cell.array)
+    i, j, S = NeighborList(6.0)(pos, cell, torch.tensor(a.pbc))
+    v = pair_vectors(pos, cell, i, j, S).requires_grad_(True)
+    species = torch.tensor([["Li", "Si"].index(s) for s in a.get_chemical_symbols()])
+    fast = desc(len(a), i, species[j], v)
+    assert calls, "the moments were not used"
+    ref = desc.reference(len(a), i, species[j], v)
+    torch.testing.assert_close(fast, ref, atol=1e-13 * float(ref.detach().abs().max()), rtol=0)
+    w, dv = torch.randn_like(ref), torch.randn_like(v)
+    (g_fast,), (g_ref,) = (torch.autograd.grad((out * w).sum(), v, retain_graph=True) for out in (fast, ref))
+    torch.testing.assert_close(g_fast, g_ref, atol=1e-12 * float(g_ref.abs().max()), rtol=0)
+    # second derivatives of the angular columns (the radial torch kernel has first derivatives only)
+    angular = torch.zeros_like(w)
+    angular[:, 5:12], angular[:, 17:24] = w[:, 5:12], w[:, 17:24]
+    hv = []
+    for out in (fast, ref):
+        (g,) = torch.autograd.grad((out * angular).sum(), v, create_graph=True)
+        hv.append(torch.autograd.grad((g * dv).sum(), v)[0])
+    torch.testing.assert_close(hv[0], hv[1], atol=1e-12 * float(hv[1].abs().max()), rtol=0)
 
 
 def test_chunked_evaluation_equals_single_pass(tiny_potential, triclinic_cell):

@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 
 from ..threads import threads_for_call
+from .angular_moments import harmonic_tables
 
 PI_AENET = 3.14159265358979
 
@@ -670,65 +671,12 @@ def _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca,
 
 
 @njit(error_model="numpy", cache=True)
-def _harmonic_tables(na, slope, legacy, like):
-    """The angular terms through spherical harmonics (`_angular_moments`):
-    q (na, na) with T_k(x(c)) = sum_l q[k, l] P_l(c) (Legendre P_l; x(c) =
-    slope c - 1 with legacy, else c), and sk (na, na) with sk[l, m] =
-    sqrt((2 - delta_m0) (l - m)! / (l + m)!), the factors that make
-    Y_lm = sk Q_l^m(z) (c_m or s_m)(x, y) obey the addition theorem
-    sum_m Y_lm(u_a) Y_lm(u_b) = P_l(u_a . u_b) for unit vectors. Computed in
-    float64, returned in the dtype of `like`."""
-    tx = np.zeros((na, na))  # T_k in powers of x
-    tx[0, 0] = 1.0
-    if na > 1:
-        tx[1, 1] = 1.0
-    for k in range(2, na):
-        for j in range(na):
-            tx[k, j] = (2.0 * tx[k - 1, j - 1] if j > 0 else 0.0) - tx[k - 2, j]
-    a1, a0 = (slope, -1.0) if legacy else (1.0, 0.0)
-    xc = np.zeros((na, na))  # x(c)^j in powers of c
-    xc[0, 0] = 1.0
-    for j in range(1, na):
-        for i in range(na):
-            xc[j, i] = a0 * xc[j - 1, i] + (a1 * xc[j - 1, i - 1] if i > 0 else 0.0)
-    cl = np.zeros((na, na))  # c^i in Legendre P_l: c P_l = ((l + 1) P_(l+1) + l P_(l-1)) / (2 l + 1)
-    cl[0, 0] = 1.0
-    for i in range(1, na):
-        for l in range(na):
-            p = cl[i - 1, l]
-            if l + 1 < na:
-                cl[i, l + 1] += p * (l + 1) / (2 * l + 1)
-            if l > 0:
-                cl[i, l - 1] += p * l / (2 * l + 1)
-    tc = np.zeros((na, na))  # T_k(x(c)) in powers of c
-    for k in range(na):
-        for j in range(na):
-            for i in range(na):
-                tc[k, i] += tx[k, j] * xc[j, i]
-    q = np.zeros((na, na), dtype=like.dtype)
-    for k in range(na):
-        for l in range(na):
-            s = 0.0
-            for i in range(na):
-                s += tc[k, i] * cl[i, l]
-            q[k, l] = s
-    sk = np.zeros((na, na), dtype=like.dtype)
-    for l in range(na):
-        for m in range(l + 1):
-            ratio = 1.0
-            for t in range(l - m + 1, l + m + 1):
-                ratio /= t
-            sk[l, m] = math.sqrt((1.0 if m == 0 else 2.0) * ratio)
-    return q, sk
-
-
-@njit(error_model="numpy", cache=True)
-def _harmonic_scratch(width, tables):
+def _harmonic_scratch(width, q, sk):
     """One thread's arrays for `_angular_moments` beside the shared tables
-    (q, sk) of `_harmonic_tables`: (q, sk, rows (c_m, s_m, Q_l^m, dQ_l^m/dz
-    of the members, the gradient's 4), the moments (plain, weighted) and the
-    gradient's coefficients (4, na^2))."""
-    q, sk = tables
+    q, sk (`angular_moments.harmonic_tables`, in the kernel's dtype): (q,
+    sk, rows (c_m, s_m, Q_l^m, dQ_l^m/dz of the members, the gradient's 4),
+    the moments (plain, weighted) and the gradient's coefficients (4,
+    na^2))."""
     na = q.shape[0]
     nq = na * (na + 1) // 2
     return q, sk, np.empty((2 * na + 2 * nq + 4, width), q.dtype), np.empty((4, na * na), q.dtype)
@@ -929,18 +877,17 @@ def _scratch(width, like):
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
-                      weighted, slope, legacy, rmin, out):
+                      weighted, slope, legacy, rmin, legendre, norms, out):
     """out[i] = [R (nr), A (na), Rw (nr), Aw (na)] for each centre i in
     `centers` (empty: all); rows of other centres are not touched."""
     n_items = _n_items(centers, starts.shape[0] - 1)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
-    tables = _harmonic_tables(na, slope, legacy, out)  # shared by the threads (read only)
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, out)
         ang = _angular_scratch(width, na, out)
-        hs = _harmonic_scratch(width, tables)
+        hs = _harmonic_scratch(width, legendre, norms)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
@@ -951,18 +898,17 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
-                    weighted, slope, legacy, rmin, grad_features, grad_vectors):
+                    weighted, slope, legacy, rmin, legendre, norms, grad_features, grad_vectors):
     """grad_vectors[p] = dE/dv_p from grad_features = dE/dG (rows of the
     centres), for the pairs of `centers` (empty: all)."""
     n_items = _n_items(centers, starts.shape[0] - 1)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     width = _widest(starts)
-    tables = _harmonic_tables(na, slope, legacy, grad_features)  # shared by the threads (read only)
     for chunk in prange(n_chunks):
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, grad_features)
         ang = _angular_scratch(width, na, grad_features)
-        hs = _harmonic_scratch(width, tables)
+        hs = _harmonic_scratch(width, legendre, norms)
         for c in range(chunk * CHUNK, min(n_items, chunk * CHUNK + CHUNK)):
             i = _center_of(centers, c)
             p0, p1 = starts[i], starts[i + 1]
@@ -1125,7 +1071,7 @@ def _network(s, row, grad, want_grad, n_layers, sizes, pads, acts, W, w_off, bia
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
 def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights, rc_r, nr, rc_a, na,
-                 weighted, slope, legacy, rmin, n_layers, sizes, pads, acts, net_w, w_off, bias, b_off, shift, scale,
+                 weighted, slope, legacy, rmin, legendre, norms, n_layers, sizes, pads, acts, net_w, w_off, bias, b_off, shift, scale,
                  e_scale, e_shift, energies, want_forces, n_slices, f_parts, w_parts, wa_parts, want_atomic, zero):
     """The whole model in one pass per centre, as Fortran aenet does: for
     each centre i in `centers` (empty: all), its descriptor row, its
@@ -1151,7 +1097,6 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
     width = _widest(starts)
     n_features = 2 * (nr + na) if weighted else nr + na
     widest_layer = max(n_features, pads.max())
-    tables = _harmonic_tables(na, slope, legacy, net_w)  # shared by the threads (read only)
     for sl in prange(n_slices):
         f = f_parts[sl]
         wv = w_parts[sl]
@@ -1166,7 +1111,7 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
         (idx, a_idx, ux, uy, uz, r, x, fc, dfc, w, fca, dfca, t_prev, t_cur, u_prev, u_cur,
          sa, sc, gx, gy, gz) = _scratch(width, net_w)
         ang = _angular_scratch(width, na, net_w)
-        hs = _harmonic_scratch(width, tables)
+        hs = _harmonic_scratch(width, legendre, norms)
         for k in range((n_chunks + n_slices - 1) // n_slices * CHUNK):
             c = (sl + k // CHUNK * n_slices) * CHUNK + k % CHUNK  # chunk sl + (k // CHUNK) n_slices, centre k % CHUNK
             if c >= n_items:
@@ -1230,10 +1175,14 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
             wv[2, 2] += w22
 
 
-def _settings(d):
+def _settings(d, work=np.float64):
+    """A descriptor setup as the kernels' arguments: type weights, cutoffs,
+    orders, flags, and the angular moments' tables, the arrays in `work`."""
     w = d.type_weights.to(torch.float64).numpy() if d.weighted else np.zeros(max(1, d.type_weights.numel()))
-    return (w, float(d.radial_cutoff), int(d.radial_order) + 1, float(d.angular_cutoff), int(d.angular_order) + 1,
-            bool(d.weighted), float(d.legacy_slope), bool(d.legacy_angular), float(d.r_min_pair))
+    q, sk = harmonic_tables(int(d.angular_order) + 1, float(d.legacy_slope), bool(d.legacy_angular))
+    return (w.astype(work), float(d.radial_cutoff), int(d.radial_order) + 1, float(d.angular_cutoff),
+            int(d.angular_order) + 1, bool(d.weighted), float(d.legacy_slope), bool(d.legacy_angular),
+            float(d.r_min_pair), q.astype(work), sk.astype(work))
 
 
 def _numpy64(t: Tensor) -> np.ndarray:
@@ -1653,8 +1602,7 @@ def evaluate_model(model, species: Tensor, pair_i: Tensor, pair_j: Tensor, vecto
         first = True
         for d, centers in zip(model.descriptors, centers_of_setup):
             if centers is NONE or centers.size:
-                weights, *settings = _settings(d)
-                model_kernel(v, geom, spec, jn, order, starts, centers, weights.astype(work), *settings, *networks,
+                model_kernel(v, geom, spec, jn, order, starts, centers, *_settings(d, work), *networks,
                              energies, gradients, slices, f_parts, w_parts, wa_parts, atomic_virials, first)
                 first = False
         if first:  # no centres at all: nothing was summed into the slices

@@ -79,9 +79,11 @@ class ChebyshevDescriptor(nn.Module):
         weighted: add the typespin-weighted blocks (environment of >= 2 species).
         legacy_angular: aenet < 2.0.4 angular argument x = 2 cos/pi - 1
             instead of x = cos (spec 1.9).
-        fast: in eager mode use the analytic-derivative kernels of
-            `chebyshev_kernels` (first derivatives only); False, or a
-            TorchScript-compiled model, uses the plain autograd reference.
+        fast: in eager mode use the compiled CPU kernels or the
+            analytic-derivative kernels of `chebyshev_kernels` (first
+            derivatives only), with the angular terms through
+            `angular_moments` when centres have many angular members; False,
+            or a TorchScript-compiled model, uses the plain autograd reference.
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class ChebyshevDescriptor(nn.Module):
         """Same result as `reference`, through the compiled CPU kernels
         (`compiled_kernels`, numba) or the custom torch autograd kernels."""
         from . import compiled_kernels
+        from . import angular_moments
         from .chebyshev_kernels import AngularSums, RadialSums
 
         if compiled_kernels.usable(vectors):
@@ -159,6 +162,14 @@ class ChebyshevDescriptor(nn.Module):
 
         akeep = ((r_all > self.r_min_pair) & (r_all < self.angular_cutoff)).nonzero().squeeze(1)
         a_center = pair_center[akeep]
+        if angular_moments.pay(torch.bincount(a_center, minlength=n_centers), na):
+            w_a = weights[neighbor_species[akeep]] if self.weighted else None
+            A = angular_moments.angular_sums(n_centers, a_center, vectors[akeep],
+                                             cutoff_function(r_all[akeep], self.angular_cutoff), w_a, na,
+                                             self.legacy_slope, self.legacy_angular)
+            if not self.weighted:
+                return torch.cat([R[:, 0], A], dim=1)
+            return torch.cat([R.sum(1), A[:, :na], (R * weights.view(1, S, 1)).sum(1), A[:, na:]], dim=1)
         first, second = angular_triplets(a_center, n_centers)
         achannel = a_center[first] * (S * S)
         if self.weighted:
