@@ -27,6 +27,7 @@ members) and by the torch path (`angular_sums`, whole tensors).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -34,10 +35,12 @@ import torch
 from torch import Tensor
 
 
+@functools.lru_cache(maxsize=64)
 def harmonic_tables(na: int, slope: float, legacy: bool):
-    """(q, sk), float64 (na, na): T_k(x(c)) = sum_l q[k, l] P_l(c) (x(c) =
-    slope c - 1 with legacy, else c), and sk[l, m] = sqrt((2 - delta_m0)
-    (l - m)! / (l + m)!), the harmonics' factors (module docstring)."""
+    """(q, sk), float64 (na, na), read-only (cached: every calculator call
+    asks): T_k(x(c)) = sum_l q[k, l] P_l(c) (x(c) = slope c - 1 with legacy,
+    else c), and sk[l, m] = sqrt((2 - delta_m0) (l - m)! / (l + m)!), the
+    harmonics' factors (module docstring)."""
     tx = np.zeros((na, na))  # T_k in powers of x
     tx[0, 0] = 1.0
     if na > 1:
@@ -65,6 +68,7 @@ def harmonic_tables(na: int, slope: float, legacy: bool):
     for l in range(na):
         for m in range(l + 1):
             sk[l, m] = math.sqrt((1.0 if m == 0 else 2.0) * math.factorial(l - m) / math.factorial(l + m))
+    q.flags.writeable = sk.flags.writeable = False
     return q, sk
 
 
@@ -108,7 +112,7 @@ def angular_sums(n_centers: int, center: Tensor, vectors: Tensor, fc: Tensor, we
 
     center (P,): centre of each angular member; vectors (P, 3) its pair
     vector (nonzero); fc (P,) its angular cutoff function."""
-    q, sk = (torch.as_tensor(t, dtype=vectors.dtype, device=vectors.device) for t in harmonic_tables(na, slope, legacy))
+    q, sk = (torch.tensor(t, dtype=vectors.dtype, device=vectors.device) for t in harmonic_tables(na, slope, legacy))
     u = vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
     Y = real_harmonics(u, na, sk)
     degree = torch.repeat_interleave(torch.arange(na, device=vectors.device),

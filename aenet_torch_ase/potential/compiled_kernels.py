@@ -451,8 +451,10 @@ MOMENTS_FROM = 16
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                       t_prev, t_cur, wfc, ang, hs):
-    """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members."""
+                       t_prev, t_cur, wfc, ang, hs, for_gradient):
+    """row = [R (nr), A (na), Rw (nr), Aw (na)] of one centre from its members.
+    for_gradient: leave in ang and hs all that `_center_gradient(...,
+    reuse=True)` of the same centre needs (the moments' dQ/dz rows too)."""
     for k in range(row.shape[0]):
         row[k] = 0.0
     # radial: T_k over all pairs at once, order by order (SIMD over pairs)
@@ -463,7 +465,7 @@ def _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x
     # angular: unordered pairs of the members inside the angular cutoff
     _angular_members(m, a_idx, ux, uy, uz, w, ang)
     if m >= MOMENTS_FROM:
-        _angular_terms_moments(row, m, nr, na, weighted, ang, fca, hs)
+        _angular_terms_moments(row, m, nr, na, weighted, ang, fca, hs, for_gradient)
     else:
         _angular_terms(row, m, nr, na, weighted, slope, legacy, ang, fca)
 
@@ -584,8 +586,11 @@ def _chebyshev_gradient_sums(n, x, wq, g, off, off_w, K, weighted, t_prev, t_cur
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
 def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc, dfc, w, a_idx,
-                     fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, ang, hs):
-    """(gx, gy, gz)[q] = dE/dv of member q of one centre, from g = dE/dG (its row)."""
+                     fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc, gx, gy, gz, ang, hs, reuse):
+    """(gx, gy, gz)[q] = dE/dv of member q of one centre, from g = dE/dG (its
+    row). reuse: the angular members' rows and moments are still those that
+    `_center_descriptor(..., for_gradient=True)` of this centre left
+    (model_kernel); else they are made again."""
     F = g.dtype.type
     # per pair: sa = sum_k (g_k + w gw_k) T_k, sc = the same with dT_k/dx
     n_pad = _padded(n, x)  # the padding members' fc, dfc are 0: their gx, gy, gz too
@@ -597,9 +602,10 @@ def _center_gradient(g, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz,
         gx[q] = d * ux[q]
         gy[q] = d * uy[q]
         gz[q] = d * uz[q]
-    _angular_members(m, a_idx, ux, uy, uz, w, ang)  # angular: as in _center_descriptor
+    if not reuse:
+        _angular_members(m, a_idx, ux, uy, uz, w, ang)  # angular: as in _center_descriptor
     if m >= MOMENTS_FROM:
-        _angular_gradient_moments(g, m, nr, na, weighted, ang, r, a_idx, fca, dfca, gx, gy, gz, hs)
+        _angular_gradient_moments(g, m, nr, na, weighted, ang, r, a_idx, fca, dfca, gx, gy, gz, hs, reuse)
     else:
         _angular_gradient(g, m, nr, na, weighted, slope, legacy, ang, r, a_idx, fca, dfca, gx, gy, gz)
 
@@ -761,14 +767,14 @@ def _angular_moments(m, na, ang, fca, hs, derivative):
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_terms_moments(row, m, nr, na, weighted, ang, fca, hs):
+def _angular_terms_moments(row, m, nr, na, weighted, ang, fca, hs, derivative):
     """Adds to row the angular terms sum_(a<b) f_a f_b T_k(x(cos)) (and,
     weighted, times w_a w_b) through the members' moments: the pair sum of
     P_l(u_a . u_b) is (sum_m M_lm^2 - sum_a f_a^2) / 2 (addition theorem), and
     T_k(x(c)) = sum_l q[k, l] P_l(c): work linear in the members."""
     F = row.dtype.type
     q, Mv = hs[0], hs[3]
-    n, ff, ffw = _angular_moments(m, na, ang, fca, hs, False)
+    n, ff, ffw = _angular_moments(m, na, ang, fca, hs, derivative)
     off, off_w = nr, 2 * nr + na
     for l in range(na):
         s = sw = F(0.0)
@@ -784,15 +790,16 @@ def _angular_terms_moments(row, m, nr, na, weighted, ang, fca, hs):
 
 
 @njit(error_model="numpy", cache=True, fastmath=FASTMATH)
-def _angular_gradient_moments(g, m, nr, na, weighted, ang, r, a_idx, fca, dfca, gx, gy, gz, hs):
+def _angular_gradient_moments(g, m, nr, na, weighted, ang, r, a_idx, fca, dfca, gx, gy, gz, hs, reuse):
     """Adds to (gx, gy, gz) of the members the derivatives of the angular
     terms (`_angular_terms_moments`) from g = dE/dG: with h_l = sum_k g_k q[k, l],
     dE/dM_lm = h_l M_lm; through Y_lm(u_a) = Y_lm(v_a / r_a) (the tangential
-    part of its gradient, (1 - u u^T) / r) and f_a = fc(r_a)."""
+    part of its gradient, (1 - u u^T) / r) and f_a = fc(r_a). reuse: the
+    rows (with dQ/dz) and moments of `_angular_terms_moments` are current."""
     F = g.dtype.type
     zero = F(0.0)
     q, sk, H, Mv = hs
-    n, ff, ffw = _angular_moments(m, na, ang, fca, hs, True)
+    n = _padded(m, fca) if reuse else _angular_moments(m, na, ang, fca, hs, True)[0]
     off, off_w = nr, 2 * nr + na
     hsum = hwsum = zero
     for l in range(na):  # Mv rows 2, 3: alpha_c = h_l M_c, beta_c = hw_l Mw_c
@@ -893,7 +900,7 @@ def descriptor_kernel(vectors, geometry, spec, jidx, order, starts, centers, wei
             n, m = _radial_members(vectors, geometry, i, spec, jidx, order, starts[i], starts[i + 1], weights, rc_r,
                                    rc_a, rmin, idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(out[i], n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               t_prev, t_cur, sa, ang, hs)
+                               t_prev, t_cur, sa, ang, hs, False)
 
 
 @njit(error_model="numpy", parallel=True, cache=True, fastmath=FASTMATH)
@@ -921,7 +928,7 @@ def gradient_kernel(vectors, geometry, spec, jidx, order, starts, centers, weigh
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_gradient(grad_features[i], n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
-                             gx, gy, gz, ang, hs)
+                             gx, gy, gz, ang, hs, False)
             for q in range(n):
                 p = idx[q]
                 grad_vectors[p, 0] = gx[q]
@@ -1121,14 +1128,14 @@ def model_kernel(vectors, geometry, spec, jidx, order, starts, centers, weights,
                                    rc_r, rc_a, rmin,
                                    idx, ux, uy, uz, r, x, fc, dfc, w, a_idx, fca, dfca)
             _center_descriptor(row, n, m, nr, na, weighted, slope, legacy, ux, uy, uz, x, fc, w, a_idx, fca,
-                               t_prev, t_cur, sa, ang, hs)
+                               t_prev, t_cur, sa, ang, hs, want_forces)
             energies[i] = _network(spec[i], row, grad, want_forces, n_layers, sizes, pads, acts, net_w, w_off, bias,
                                    b_off, shift, scale, e_scale, e_shift, h, dh, z)
             if not want_forces:
                 continue
             _center_gradient(grad, n, m, nr, na, rc_r, weighted, slope, legacy, ux, uy, uz, r, x, fc,
                              dfc, w, a_idx, fca, dfca, t_prev, t_cur, u_prev, u_cur, sa, sc,
-                             gx, gy, gz, ang, hs)
+                             gx, gy, gz, ang, hs, True)
             # the centre's sums in registers (stores to f[j] could alias them in memory)
             fi0 = fi1 = fi2 = F(0.0)
             w00 = w01 = w02 = w10 = w11 = w12 = w20 = w21 = w22 = F(0.0)
